@@ -1,0 +1,321 @@
+// Package config loads and checks edgegate's configuration file (YAML), as
+// described in docs/configuration.md.
+//
+// Parse walks the yaml.v3 node tree itself instead of unmarshalling into
+// structs, so that every problem it reports carries the line it is on and
+// the path of the field, printed as
+//
+//	configs/pi.yaml:14: relays[2].pin: GPIO17 is already used by relays[0] "pump" (line 9)
+//
+// and all problems of a file are reported at once (as Errors), sorted by
+// line. A Config that Parse returns without error has every default applied
+// and has passed every check below, so the rest of the gateway can use it as
+// is.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a whole configuration file.
+type Config struct {
+	// File is the path it was loaded from, or the name given to Parse
+	// ("configs/sim.yaml (embedded)").
+	File     string    `yaml:"-"`
+	Gateway  Gateway   `yaml:"gateway"`
+	Auth     Auth      `yaml:"auth"`
+	Relays   []Relay   `yaml:"relays"`
+	Sensors  []Sensor  `yaml:"sensors"`
+	Devices  []Device  `yaml:"devices"`
+	Upstream *Upstream `yaml:"upstream"` // nil when absent
+}
+
+// Gateway is the gateway section: the listener and its limits.
+type Gateway struct {
+	ID             string    `yaml:"id"`     // default: the host name
+	Listen         string    `yaml:"listen"` // host:port, default 127.0.0.1:8080
+	TLS            *TLS      `yaml:"tls"`    // nil: plain ws:// and http://
+	AllowedOrigins []string  `yaml:"allowed_origins"`
+	Compression    bool      `yaml:"compression"` // permessage-deflate, default true
+	Heartbeat      Heartbeat `yaml:"heartbeat"`
+	Limits         Limits    `yaml:"limits"`
+	// Watchdog applies every relay's failsafe state when no operator
+	// connection has been alive for this long; 0 = off.
+	Watchdog Duration `yaml:"watchdog"`
+}
+
+// TLS names the certificate and key files (PEM). Both are required when the
+// tls section is present. Paths are kept as written (relative ones are
+// relative to the working directory, not to the configuration file).
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Heartbeat: the gateway pings every Interval and drops a connection that
+// sent nothing for Timeout. Both ≥ 100ms, Timeout > Interval.
+type Heartbeat struct {
+	Interval Duration `yaml:"interval"` // default 15s
+	Timeout  Duration `yaml:"timeout"`  // default 45s
+}
+
+// Limits bound what clients can make the gateway do. All are positive.
+type Limits struct {
+	MaxConnections      int      `yaml:"max_connections"`        // default 1000
+	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"` // default 64
+	MaxMessageBytes     int      `yaml:"max_message_bytes"`      // default 65536
+	RequestsPerSecond   float64  `yaml:"requests_per_second"`    // per connection, default 50
+	HandshakeTimeout    Duration `yaml:"handshake_timeout"`      // default 5s
+	WriteTimeout        Duration `yaml:"write_timeout"`          // default 10s
+	SubscriberQueue     int      `yaml:"subscriber_queue"`       // default 1024
+}
+
+// Auth is the auth section. When Enabled, at least one of Secret,
+// SecretFile or Keys is set; Secret and SecretFile exclude each other.
+type Auth struct {
+	Enabled    bool     `yaml:"enabled"`
+	Secret     string   `yaml:"secret"`      // HMAC key for signed tokens, inline
+	SecretFile string   `yaml:"secret_file"` // or read from this file (not read by Parse)
+	Keys       []APIKey `yaml:"keys"`
+}
+
+// APIKey is one static API key. Names and keys are unique.
+type APIKey struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+	Role string `yaml:"role"` // RoleViewer or RoleOperator
+	Line int    `yaml:"-"`    // line of the list item
+}
+
+// Roles of API keys and tokens.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+)
+
+// Relay drivers.
+const (
+	DriverGPIO        = "gpio"
+	DriverSerialBoard = "serial-board"
+	DriverUSBRelay    = "usb-relay"
+	DriverI2CRelay    = "i2c-relay"
+)
+
+// Sensor drivers (besides DriverSerialBoard).
+const (
+	DriverBME280    = "bme280"
+	DriverGPIOInput = "gpio-input"
+	DriverSimWave   = "sim-wave"
+)
+
+// I2C relay chips, and how many channels each has (numbered from 1).
+const (
+	ChipPCF8574  = "pcf8574"
+	ChipMCP23017 = "mcp23017"
+)
+
+// ChipChannels is the number of relay channels of an i2c-relay chip (0 for
+// an unknown chip). Channels are numbered from 1: channel 1 is P0 of a
+// pcf8574, GPA0 of a mcp23017; channel 9 of a mcp23017 is GPB0.
+func ChipChannels(chip string) int {
+	switch chip {
+	case ChipPCF8574:
+		return 8
+	case ChipMCP23017:
+		return 16
+	}
+	return 0
+}
+
+// Relay is one entry of relays. Which fields apply depends on Driver:
+//
+//	gpio:         Pin, ActiveLow
+//	serial-board: Device (a serial-board entry of devices), Channel ≥ 1
+//	usb-relay:    Port or Device (a usb-relay entry of devices), Channel ≥ 1
+//	i2c-relay:    Bus, Address, Chip, Channel (1..8 pcf8574, 1..16 mcp23017), ActiveLow
+//
+// A field that does not apply to the driver is refused by Parse.
+type Relay struct {
+	Name      string   `yaml:"name"`
+	Driver    string   `yaml:"driver"`
+	Pin       string   `yaml:"pin"`
+	ActiveLow bool     `yaml:"active_low"`
+	Initial   string   `yaml:"initial"`   // off (default) | on | restore
+	Failsafe  string   `yaml:"failsafe"`  // off (default) | on | hold
+	Interlock string   `yaml:"interlock"` // group name; a group has ≥ 2 relays
+	MaxPulse  Duration `yaml:"max_pulse"` // default 60s
+	Device    string   `yaml:"device"`
+	Channel   int      `yaml:"channel"`
+	Port      string   `yaml:"port"`
+	Bus       string   `yaml:"bus"`
+	Address   int      `yaml:"address"`
+	Chip      string   `yaml:"chip"` // pcf8574 | mcp23017
+	Line      int      `yaml:"-"`    // line of the list item
+}
+
+// Sensor is one entry of sensors. Which fields apply depends on Driver:
+//
+//	bme280:       Bus, Address (0x76 or 0x77)
+//	gpio-input:   Pin, Pull (default none), Debounce
+//	serial-board: Device (a serial-board entry of devices)
+//	sim-wave:     Period (default 1s)
+//
+// Interval (default 1s) applies to all.
+type Sensor struct {
+	Name     string   `yaml:"name"`
+	Driver   string   `yaml:"driver"`
+	Bus      string   `yaml:"bus"`
+	Address  int      `yaml:"address"`
+	Interval Duration `yaml:"interval"`
+	Pin      string   `yaml:"pin"`
+	Pull     string   `yaml:"pull"` // up | down | none
+	Debounce Duration `yaml:"debounce"`
+	Device   string   `yaml:"device"`
+	Period   Duration `yaml:"period"`
+	Line     int      `yaml:"-"` // line of the list item
+}
+
+// Device is one entry of devices: a board on a serial port that relays and
+// sensors refer to by name.
+type Device struct {
+	Name   string `yaml:"name"`
+	Driver string `yaml:"driver"` // serial-board | usb-relay
+	Port   string `yaml:"port"`
+	Baud   int    `yaml:"baud"` // default 115200
+	Line   int    `yaml:"-"`    // line of the list item
+}
+
+// Upstream is the optional uplink to a backend.
+type Upstream struct {
+	URL            string   `yaml:"url"` // ws:// or wss://
+	Token          string   `yaml:"token"`
+	TokenFile      string   `yaml:"token_file"`       // not read by Parse
+	BufferMaxBytes ByteSize `yaml:"buffer_max_bytes"` // default 64MiB
+	Fsync          string   `yaml:"fsync"`            // always | batch (default) | never
+}
+
+// Defaults.
+const (
+	DefaultListen   = "127.0.0.1:8080"
+	DefaultBaud     = 115200
+	defaultMaxPulse = Duration(60 * time.Second)
+	defaultInterval = Duration(time.Second)
+)
+
+// Default returns the configuration of an empty file: every default
+// applied, no relays, sensors or devices, auth disabled, no upstream.
+func Default() *Config {
+	id, err := os.Hostname()
+	if err != nil || id == "" {
+		id = "edgegate"
+	}
+	return &Config{
+		Gateway: Gateway{
+			ID:          id,
+			Listen:      DefaultListen,
+			Compression: true,
+			Heartbeat: Heartbeat{
+				Interval: Duration(15 * time.Second),
+				Timeout:  Duration(45 * time.Second),
+			},
+			Limits: Limits{
+				MaxConnections:      1000,
+				MaxConnectionsPerIP: 64,
+				MaxMessageBytes:     65536,
+				RequestsPerSecond:   50,
+				HandshakeTimeout:    Duration(5 * time.Second),
+				WriteTimeout:        Duration(10 * time.Second),
+				SubscriberQueue:     1024,
+			},
+		},
+	}
+}
+
+func defaultRelay() Relay   { return Relay{Initial: "off", Failsafe: "off", MaxPulse: defaultMaxPulse} }
+func defaultSensor() Sensor { return Sensor{Interval: defaultInterval} }
+func defaultDevice() Device { return Device{Baud: DefaultBaud} }
+func defaultUpstream() *Upstream {
+	return &Upstream{BufferMaxBytes: 64 * MiB, Fsync: "batch"}
+}
+
+// Load reads the file at path and parses it (see Parse). A file that cannot
+// be read gives an error that names the path and wraps the cause
+// (errors.Is(err, fs.ErrNotExist) works).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: cannot read the configuration file: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and checks a configuration; file names it in errors (and
+// becomes Config.File). On any problem it returns nil and an Errors listing
+// every problem found, sorted by line. It never panics.
+func Parse(file string, data []byte) (cfg *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a bug here, or in yaml.v3: still no panic
+			cfg = nil
+			err = Errors{{File: file, Line: 1, Problem: fmt.Sprintf("internal error while reading the configuration (please report it): %v", r)}}
+		}
+	}()
+	p := newParser(file)
+	c := p.parse(data)
+	if len(p.errs) > 0 {
+		p.errs.sort()
+		return nil, p.errs
+	}
+	c.File = file
+	return c, nil
+}
+
+// Error is one problem in a configuration file.
+type Error struct {
+	File    string
+	Line    int    // 1-based; 0 when unknown
+	Field   string // path such as relays[2].pin or gateway.limits.max_connections; "" for a YAML syntax error
+	Problem string
+}
+
+// Error formats e as "file:line: field: problem".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Problem)
+	return b.String()
+}
+
+// Errors is every problem found in a file, sorted by line.
+type Errors []*Error
+
+// Error is one problem per line.
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+func (es Errors) sort() {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+}

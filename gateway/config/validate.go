@@ -1,0 +1,646 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// The drivers of each list, in the order messages list them.
+var (
+	relayDrivers  = []string{DriverGPIO, DriverSerialBoard, DriverUSBRelay, DriverI2CRelay}
+	sensorDrivers = []string{DriverBME280, DriverGPIOInput, DriverSerialBoard, DriverSimWave}
+	deviceDrivers = []string{DriverSerialBoard, DriverUSBRelay}
+)
+
+// The fields each driver takes besides the common ones; any other field of
+// the list item is refused.
+var (
+	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse"}
+	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}}
+	sensorCommon = []string{"name", "driver", "interval"}
+	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}}
+)
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+const (
+	minHeartbeat = Duration(100 * time.Millisecond)
+	minTick      = Duration(time.Millisecond)
+)
+
+// applyLateDefaults fills the defaults that depend on the driver.
+func (p *parser) applyLateDefaults(c *Config) {
+	for i := range c.Sensors {
+		s := &c.Sensors[i]
+		path := fmt.Sprintf("sensors[%d]", i)
+		if s.Driver == DriverSimWave && !p.present(path+".period") {
+			s.Period = defaultInterval
+		}
+		if s.Driver == DriverGPIOInput && !p.present(path+".pull") {
+			s.Pull = "none"
+		}
+	}
+}
+
+// use reports whether path was decoded without error (whether or not it
+// was present): checks of a value that could not be decoded are skipped.
+func (p *parser) use(path string) bool { return !p.bad[path] }
+
+// fieldf reports a problem with path, at its line if it is in the file and
+// else at fallback (the line of the enclosing item).
+func (p *parser) fieldf(path string, fallback int, format string, args ...any) {
+	p.bad[path] = true
+	p.errorf(p.line(path, fallback), path, format, args...)
+}
+
+// need checks that the string field path is set; missing explains what to
+// write. It reports whether the value can be used.
+func (p *parser) need(path, value string, fallback int, missing string) bool {
+	if !p.use(path) {
+		return false
+	}
+	if strings.TrimSpace(value) == "" {
+		if p.present(path) {
+			p.fieldf(path, fallback, "must not be empty; %s", missing)
+		} else {
+			p.fieldf(path, fallback, "missing; %s", missing)
+		}
+		return false
+	}
+	return true
+}
+
+// oneOf checks an enum.
+func (p *parser) oneOf(path, value string, fallback int, allowed ...string) bool {
+	if !p.use(path) {
+		return false
+	}
+	if !slices.Contains(allowed, value) {
+		p.fieldf(path, fallback, "want one of %s, got %q", strings.Join(allowed, ", "), value)
+		return false
+	}
+	return true
+}
+
+func (p *parser) atLeast(path string, d, lo Duration, fallback int) bool {
+	if p.use(path) && d < lo {
+		p.fieldf(path, fallback, "must be at least %v, got %v", lo, d)
+		return false
+	}
+	return p.use(path)
+}
+
+func (p *parser) positive(path string, n int, fallback int) {
+	if p.use(path) && n < 1 {
+		p.fieldf(path, fallback, "must be at least 1, got %d", n)
+	}
+}
+
+// owner is the list item that first used a resource (a pin, a channel, a
+// port, an I2C address), for "already used by relays[0] "pump" (line 9)".
+type owner struct {
+	item, name string
+	line       int
+}
+
+func (o owner) String() string { return fmt.Sprintf("%s %q (line %d)", o.item, o.name, o.line) }
+
+// checkName checks a list item's name and its uniqueness in the list.
+func (p *parser) checkName(item, kind, name string, line int, names map[string]owner, why string) {
+	path := item + ".name"
+	if !p.need(path, name, line, fmt.Sprintf("every %s needs a name (letters, digits, _ and -)", kind)) {
+		return
+	}
+	if !validName.MatchString(name) {
+		p.fieldf(path, line, "%q may only contain letters, digits, _ and -%s", name, why)
+		return
+	}
+	if o, dup := names[name]; dup {
+		p.fieldf(path, line, "%q is also the name of %s (line %d); names must be unique", name, o.item, o.line)
+		return
+	}
+	names[name] = owner{item, name, p.line(path, line)}
+}
+
+// checkDriver checks a driver name and that the item has no field the
+// driver does not take. It reports whether the driver is known.
+func (p *parser) checkDriver(item, kind, driver string, line int, drivers []string, common []string, fields map[string][]string, all []string) bool {
+	path := item + ".driver"
+	if !p.use(path) {
+		return false
+	}
+	if driver == "" {
+		if p.present(path) {
+			p.fieldf(path, line, "must not be empty; use one of: %s", strings.Join(drivers, ", "))
+		} else {
+			p.fieldf(path, line, "missing; use one of: %s", strings.Join(drivers, ", "))
+		}
+		return false
+	}
+	if !slices.Contains(drivers, driver) {
+		hint := ""
+		if s := closest(driver, drivers); s != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", s)
+		}
+		p.fieldf(path, line, "unknown driver %q%s; use one of: %s", driver, hint, strings.Join(drivers, ", "))
+		return false
+	}
+	if fields == nil {
+		return true
+	}
+	takes := fields[driver]
+	for _, key := range all {
+		fpath := item + "." + key
+		if p.present(fpath) && p.use(fpath) && !slices.Contains(common, key) && !slices.Contains(takes, key) {
+			p.fieldf(fpath, line, "a %s %s takes no %s (its own fields: %s); remove it or change the driver", driver, kind, key, strings.Join(takes, ", "))
+		}
+	}
+	return true
+}
+
+func (p *parser) validate(c *Config) {
+	p.checkGateway(&c.Gateway)
+	p.checkAuth(&c.Auth)
+	devs := p.checkDevices(c.Devices)
+	r := &resources{pins: map[string]owner{}, i2c: map[string]*i2cChip{}, ports: map[string]owner{}, channels: map[string]owner{}}
+	for i, d := range c.Devices {
+		if d.Port != "" && p.use(fmt.Sprintf("devices[%d].port", i)) {
+			if _, dup := r.ports[d.Port]; !dup {
+				r.ports[d.Port] = owner{fmt.Sprintf("devices[%d]", i), d.Name, p.line(fmt.Sprintf("devices[%d].port", i), d.Line)}
+			}
+		}
+	}
+	p.checkRelays(c, devs, r)
+	p.checkSensors(c, devs, r)
+	if c.Upstream != nil {
+		p.checkUpstream(c.Upstream)
+	}
+}
+
+func (p *parser) checkGateway(g *Gateway) {
+	const at = 1 // fallback line: these keys have defaults, so a problem is always at a key
+	if p.use("gateway.id") && p.present("gateway.id") {
+		switch {
+		case strings.TrimSpace(g.ID) == "":
+			p.fieldf("gateway.id", at, "must not be empty; leave it out to use the host name")
+		case strings.IndexFunc(g.ID, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			p.fieldf("gateway.id", at, "%q contains control characters", g.ID)
+		}
+	}
+	if p.use("gateway.listen") {
+		if err := checkHostPort(g.Listen); err != nil {
+			p.fieldf("gateway.listen", at, "%v", err)
+		}
+	}
+	if g.TLS != nil && p.use("gateway.tls") {
+		tl := p.line("gateway.tls", at)
+		p.need("gateway.tls.cert", g.TLS.Cert, tl, "tls needs the certificate file (PEM), e.g. cert: cert.pem")
+		p.need("gateway.tls.key", g.TLS.Key, tl, "tls needs the private key file (PEM), e.g. key: key.pem")
+	}
+	for i, o := range g.AllowedOrigins {
+		path := fmt.Sprintf("gateway.allowed_origins[%d]", i)
+		if p.use(path) && !validOrigin(o) {
+			p.fieldf(path, at, "want an origin such as %q (scheme://host[:port], nothing after it), got %q", "https://dash.example", o)
+		}
+	}
+	hb := &g.Heartbeat
+	iOK := p.atLeast("gateway.heartbeat.interval", hb.Interval, minHeartbeat, at)
+	tOK := p.atLeast("gateway.heartbeat.timeout", hb.Timeout, minHeartbeat, at)
+	if iOK && tOK && hb.Timeout <= hb.Interval {
+		three := "three times the interval"
+		if hb.Interval < Duration(1000*time.Hour) {
+			three = (3 * hb.Interval).String()
+		}
+		if p.present("gateway.heartbeat.timeout") {
+			p.fieldf("gateway.heartbeat.timeout", at, "must be longer than interval (%v), e.g. timeout: %v", hb.Interval, three)
+		} else {
+			p.fieldf("gateway.heartbeat.interval", at, "must be shorter than timeout (%v by default); also set timeout, e.g. timeout: %v", hb.Timeout, three)
+		}
+	}
+	l := &g.Limits
+	const lp = "gateway.limits."
+	p.positive(lp+"max_connections", l.MaxConnections, at)
+	p.positive(lp+"max_connections_per_ip", l.MaxConnectionsPerIP, at)
+	p.positive(lp+"max_message_bytes", l.MaxMessageBytes, at)
+	p.positive(lp+"subscriber_queue", l.SubscriberQueue, at)
+	if p.use(lp+"requests_per_second") && l.RequestsPerSecond <= 0 {
+		p.fieldf(lp+"requests_per_second", at, "must be more than 0, got %v", l.RequestsPerSecond)
+	}
+	p.atLeast(lp+"handshake_timeout", l.HandshakeTimeout, minTick, at)
+	p.atLeast(lp+"write_timeout", l.WriteTimeout, minTick, at)
+	if p.use("gateway.watchdog") && g.Watchdog < 0 {
+		p.fieldf("gateway.watchdog", at, "must not be negative, got %v (leave it out for no watchdog)", g.Watchdog)
+	}
+}
+
+func checkHostPort(s string) error {
+	bad := fmt.Errorf("want host:port such as %q or %q, got %q", "127.0.0.1:8080", ":8080", s)
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return bad
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return false
+	}
+	return u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" && !strings.HasSuffix(o, "#")
+}
+
+func (p *parser) checkAuth(a *Auth) {
+	al := p.line("auth", 1)
+	if p.present("auth.secret") && p.present("auth.secret_file") {
+		p.fieldf("auth.secret_file", al, "set either secret or secret_file, not both")
+	} else {
+		if p.present("auth.secret") {
+			p.need("auth.secret", a.Secret, al, "give the HMAC key for signed tokens, or leave secret out")
+		}
+		if p.present("auth.secret_file") {
+			p.need("auth.secret_file", a.SecretFile, al, "give the file holding the HMAC key for signed tokens, or leave secret_file out")
+		}
+	}
+	names := map[string]owner{}
+	keys := map[string]owner{}
+	for i, k := range a.Keys {
+		item := fmt.Sprintf("auth.keys[%d]", i)
+		if !p.use(item) {
+			continue
+		}
+		if p.need(item+".name", k.Name, k.Line, "every key needs a name, shown in logs (e.g. name: backend)") {
+			if o, dup := names[k.Name]; dup {
+				p.fieldf(item+".name", k.Line, "%q is also the name of %s (line %d); names must be unique", k.Name, o.item, o.line)
+			} else {
+				names[k.Name] = owner{item, k.Name, p.line(item+".name", k.Line)}
+			}
+		}
+		if p.need(item+".key", k.Key, k.Line, "give the key clients present (a long random string)") {
+			if o, dup := keys[k.Key]; dup {
+				p.fieldf(item+".key", k.Line, "the same key as %s; every key must be different", o)
+			} else {
+				keys[k.Key] = owner{item, k.Name, p.line(item+".key", k.Line)}
+			}
+		}
+		if p.need(item+".role", k.Role, k.Line, "use viewer or operator") {
+			p.oneOf(item+".role", k.Role, k.Line, RoleViewer, RoleOperator)
+		}
+	}
+	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") &&
+		a.Secret == "" && a.SecretFile == "" && len(a.Keys) == 0 {
+		p.fieldf("auth.enabled", al, "auth is enabled but clients have nothing to authenticate with; add secret_file: (or secret:) for signed tokens, or keys: with at least one API key")
+	}
+}
+
+// checkDevices checks the devices and returns them by name.
+func (p *parser) checkDevices(ds []Device) map[string]int {
+	byName := map[string]int{}
+	names := map[string]owner{}
+	ports := map[string]owner{}
+	for i, d := range ds {
+		item := fmt.Sprintf("devices[%d]", i)
+		if !p.use(item) {
+			continue
+		}
+		p.checkName(item, "device", d.Name, d.Line, names, "")
+		if d.Name != "" { // even a refused name: references to it get no second message
+			if _, seen := byName[d.Name]; !seen {
+				byName[d.Name] = i
+			}
+		}
+		p.checkDriver(item, "device", d.Driver, d.Line, deviceDrivers, nil, nil, nil)
+		if p.need(item+".port", d.Port, d.Line, "give the serial port of the board, e.g. port: /dev/ttyACM0") {
+			if o, dup := ports[d.Port]; dup {
+				p.fieldf(item+".port", d.Line, "%s is already the port of %s; a port can have only one device", d.Port, o)
+			} else {
+				ports[d.Port] = owner{item, d.Name, p.line(item+".port", d.Line)}
+			}
+		}
+		p.positive(item+".baud", d.Baud, d.Line)
+	}
+	return byName
+}
+
+// resources tracks what relays and sensors use, to refuse using one twice.
+type resources struct {
+	pins     map[string]owner    // normalised GPIO pin name
+	i2c      map[string]*i2cChip // bus + address
+	ports    map[string]owner    // serial ports of devices
+	channels map[string]owner    // "device/port" + channel
+}
+
+type i2cChip struct {
+	owner
+	chip     string // pcf8574, mcp23017, or bme280 for a sensor
+	channels map[int]owner
+}
+
+// normPin makes GPIO17, gpio17 and 17 the same pin.
+func normPin(pin string) string {
+	p := strings.ToUpper(strings.TrimSpace(pin))
+	if p != "" && strings.Trim(p, "0123456789") == "" {
+		p = "GPIO" + p
+	}
+	return p
+}
+
+// normBus makes /dev/i2c-1, I2C1 and 1 the same bus.
+func normBus(bus string) string {
+	b := strings.TrimSpace(bus)
+	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
+		if rest, ok := strings.CutPrefix(b, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return rest
+		}
+	}
+	return b
+}
+
+func (p *parser) usePin(item, name, pin string, line int, r *resources) {
+	path := item + ".pin"
+	key := normPin(pin)
+	if o, dup := r.pins[key]; dup {
+		p.fieldf(path, line, "%s is already used by %s", pin, o)
+		return
+	}
+	r.pins[key] = owner{item, name, p.line(path, line)}
+}
+
+func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config, devs map[string]int) bool {
+	path := item + ".device"
+	i, ok := devs[dev]
+	if !ok {
+		var known []string
+		for _, d := range c.Devices {
+			if d.Driver == driver && d.Name != "" {
+				known = append(known, d.Name)
+			}
+		}
+		if len(known) == 0 {
+			p.fieldf(path, line, "no %s device named %q; add it to devices, e.g. - {name: %s, driver: %s, port: /dev/ttyACM0}", driver, dev, dev, driver)
+		} else {
+			p.fieldf(path, line, "no device named %q; use one of the %s devices: %s", dev, driver, strings.Join(known, ", "))
+		}
+		return false
+	}
+	if d := c.Devices[i]; d.Driver != driver {
+		if !p.use(fmt.Sprintf("devices[%d].driver", i)) {
+			return false
+		}
+		p.fieldf(path, line, "%q is a %s device (devices[%d], line %d); a %s %s needs a %s device", dev, d.Driver, i, d.Line, driver, kind, driver)
+		return false
+	}
+	return true
+}
+
+// needChannel checks a required channel ≥ 1.
+func (p *parser) needChannel(item string, ch, line int, example string) bool {
+	path := item + ".channel"
+	if !p.use(path) {
+		return false
+	}
+	if !p.present(path) {
+		p.fieldf(path, line, "missing; give the relay's channel on the board, numbered from 1 (%s)", example)
+		return false
+	}
+	if ch < 1 {
+		p.fieldf(path, line, "channels are numbered from 1, got %d", ch)
+		return false
+	}
+	return true
+}
+
+func (p *parser) useChannel(item, name, what string, ch, line int, r *resources) {
+	key := what + "\x00" + strconv.Itoa(ch)
+	if o, dup := r.channels[key]; dup {
+		p.fieldf(item+".channel", line, "channel %d of %s is already used by %s", ch, what, o)
+		return
+	}
+	r.channels[key] = owner{item, name, p.line(item+".channel", line)}
+}
+
+// needAddress checks a required 7-bit I2C address.
+func (p *parser) needAddress(item string, addr, line int, example string) bool {
+	path := item + ".address"
+	if !p.use(path) {
+		return false
+	}
+	if !p.present(path) {
+		p.fieldf(path, line, "missing; give the chip's I2C address, e.g. %s", example)
+		return false
+	}
+	if addr < 0x03 || addr > 0x77 {
+		p.fieldf(path, line, "%#x is not a 7-bit I2C device address (0x03 to 0x77)", addr)
+		return false
+	}
+	return true
+}
+
+func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
+	names := map[string]owner{}
+	groups := map[string][]int{}
+	var groupOrder []string
+	all := knownKeys(reflect.TypeFor[Relay]())
+	for i := range c.Relays {
+		x := &c.Relays[i]
+		item := fmt.Sprintf("relays[%d]", i)
+		if !p.use(item) {
+			continue
+		}
+		p.checkName(item, "relay", x.Name, x.Line, names, "")
+		p.oneOf(item+".initial", x.Initial, x.Line, "off", "on", "restore")
+		p.oneOf(item+".failsafe", x.Failsafe, x.Line, "off", "on", "hold")
+		p.atLeast(item+".max_pulse", x.MaxPulse, minTick, x.Line)
+		if p.present(item+".interlock") && p.use(item+".interlock") {
+			if !validName.MatchString(x.Interlock) {
+				p.fieldf(item+".interlock", x.Line, "group name %q may only contain letters, digits, _ and -", x.Interlock)
+			} else {
+				if groups[x.Interlock] == nil {
+					groupOrder = append(groupOrder, x.Interlock)
+				}
+				groups[x.Interlock] = append(groups[x.Interlock], i)
+			}
+		}
+		if !p.checkDriver(item, "relay", x.Driver, x.Line, relayDrivers, relayCommon, relayFields, all) {
+			continue
+		}
+		switch x.Driver {
+		case DriverGPIO:
+			if p.need(item+".pin", x.Pin, x.Line, "a gpio relay needs the pin it drives, e.g. pin: GPIO17") {
+				p.usePin(item, x.Name, x.Pin, x.Line, r)
+			}
+		case DriverSerialBoard:
+			okDev := p.need(item+".device", x.Device, x.Line, "a serial-board relay needs the name of its board in devices, e.g. device: board") &&
+				p.needDevice(item, "relay", DriverSerialBoard, x.Device, x.Line, c, devs)
+			if p.needChannel(item, x.Channel, x.Line, "channel: 1") && okDev {
+				p.useChannel(item, x.Name, fmt.Sprintf("device %q", x.Device), x.Channel, x.Line, r)
+			}
+		case DriverUSBRelay:
+			port := ""
+			switch {
+			case p.present(item+".port") && p.present(item+".device"):
+				p.fieldf(item+".device", x.Line, "give either port or device, not both")
+			case p.present(item + ".device"):
+				if p.need(item+".device", x.Device, x.Line, "name a usb-relay entry of devices") &&
+					p.needDevice(item, "relay", DriverUSBRelay, x.Device, x.Line, c, devs) {
+					port = c.Devices[devs[x.Device]].Port
+				}
+			default:
+				if p.need(item+".port", x.Port, x.Line, "a usb-relay relay needs its serial port, e.g. port: /dev/ttyUSB0 (or device: naming a usb-relay entry of devices)") {
+					if o, taken := r.ports[x.Port]; taken {
+						p.fieldf(item+".port", x.Line, "%s is the port of %s; use device: %s instead of port:", x.Port, o, o.name)
+					} else {
+						port = x.Port
+					}
+				}
+			}
+			if p.needChannel(item, x.Channel, x.Line, "channel: 1") && port != "" {
+				p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
+			}
+		case DriverI2CRelay:
+			okBus := p.need(item+".bus", x.Bus, x.Line, "an i2c-relay relay needs its I2C bus, e.g. bus: /dev/i2c-1")
+			okAddr := p.needAddress(item, x.Address, x.Line, "address: 0x20")
+			okChip := p.need(item+".chip", x.Chip, x.Line, "use one of: pcf8574, mcp23017") &&
+				p.oneOf(item+".chip", x.Chip, x.Line, ChipPCF8574, ChipMCP23017)
+			okCh := p.needChannel(item, x.Channel, x.Line, "channel: 1 for P0 or GPA0")
+			if okCh && okChip && x.Channel > ChipChannels(x.Chip) {
+				p.fieldf(item+".channel", x.Line, "a %s has channels 1 to %d, got %d", x.Chip, ChipChannels(x.Chip), x.Channel)
+				okCh = false
+			}
+			if okBus && okAddr && okChip {
+				key := normBus(x.Bus) + "\x00" + strconv.Itoa(x.Address)
+				ch := r.i2c[key]
+				switch {
+				case ch == nil:
+					ch = &i2cChip{owner: owner{item, x.Name, p.line(item+".address", x.Line)}, chip: x.Chip, channels: map[int]owner{}}
+					r.i2c[key] = ch
+				case ch.chip != x.Chip:
+					p.fieldf(item+".chip", x.Line, "the chip at %#x on bus %s is a %s according to %s", x.Address, x.Bus, ch.chip, ch.owner)
+					continue
+				}
+				if !okCh {
+					continue
+				}
+				if o, dup := ch.channels[x.Channel]; dup {
+					p.fieldf(item+".channel", x.Line, "channel %d of the %s at %#x on bus %s is already used by %s", x.Channel, x.Chip, x.Address, x.Bus, o)
+				} else {
+					ch.channels[x.Channel] = owner{item, x.Name, p.line(item+".channel", x.Line)}
+				}
+			}
+		}
+	}
+	for _, g := range groupOrder {
+		members := groups[g]
+		if len(members) == 1 {
+			i := members[0]
+			p.fieldf(fmt.Sprintf("relays[%d].interlock", i), c.Relays[i].Line, "interlock group %q has only relays[%d]; a group needs two or more relays", g, i)
+			continue
+		}
+		for _, f := range []struct{ key, what string }{{"initial", "starts on"}, {"failsafe", "fails safe to on"}} {
+			var first *owner
+			for _, i := range members {
+				x := &c.Relays[i]
+				v := x.Initial
+				if f.key == "failsafe" {
+					v = x.Failsafe
+				}
+				path := fmt.Sprintf("relays[%d].%s", i, f.key)
+				if v != "on" || !p.use(path) {
+					continue
+				}
+				if first != nil {
+					p.fieldf(path, x.Line, "%s, in the same interlock group %q, also %s; at most one relay of a group can be on", *first, g, f.what)
+					continue
+				}
+				first = &owner{fmt.Sprintf("relays[%d]", i), x.Name, p.line(path, x.Line)}
+			}
+		}
+	}
+}
+
+func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
+	names := map[string]owner{}
+	boards := map[string]owner{}
+	all := knownKeys(reflect.TypeFor[Sensor]())
+	for i := range c.Sensors {
+		s := &c.Sensors[i]
+		item := fmt.Sprintf("sensors[%d]", i)
+		if !p.use(item) {
+			continue
+		}
+		p.checkName(item, "sensor", s.Name, s.Line, names, " (its readings are named <name>.<quantity>, e.g. room.temperature)")
+		p.atLeast(item+".interval", s.Interval, minTick, s.Line)
+		if !p.checkDriver(item, "sensor", s.Driver, s.Line, sensorDrivers, sensorCommon, sensorFields, all) {
+			continue
+		}
+		switch s.Driver {
+		case DriverBME280:
+			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
+			okAddr := p.needAddress(item, s.Address, s.Line, "address: 0x76")
+			if okAddr && s.Address != 0x76 && s.Address != 0x77 {
+				p.fieldf(item+".address", s.Line, "a bme280 answers at 0x76 or 0x77, got %#x", s.Address)
+				okAddr = false
+			}
+			if okBus && okAddr {
+				key := normBus(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+				if ch := r.i2c[key]; ch != nil {
+					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
+				} else {
+					r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: DriverBME280}
+				}
+			}
+		case DriverGPIOInput:
+			if p.need(item+".pin", s.Pin, s.Line, "a gpio-input sensor needs the pin it reads, e.g. pin: GPIO27") {
+				p.usePin(item, s.Name, s.Pin, s.Line, r)
+			}
+			p.oneOf(item+".pull", s.Pull, s.Line, "up", "down", "none")
+			if p.use(item+".debounce") && s.Debounce < 0 {
+				p.fieldf(item+".debounce", s.Line, "must not be negative, got %v", s.Debounce)
+			}
+		case DriverSerialBoard:
+			if p.need(item+".device", s.Device, s.Line, "a serial-board sensor needs the name of its board in devices, e.g. device: board") &&
+				p.needDevice(item, "sensor", DriverSerialBoard, s.Device, s.Line, c, devs) {
+				if o, dup := boards[s.Device]; dup {
+					p.fieldf(item+".device", s.Line, "board %q is already read by %s; one sensor entry reads all of a board's values", s.Device, o)
+				} else {
+					boards[s.Device] = owner{item, s.Name, p.line(item+".device", s.Line)}
+				}
+			}
+		case DriverSimWave:
+			p.atLeast(item+".period", s.Period, minTick, s.Line)
+		}
+	}
+}
+
+func (p *parser) checkUpstream(u *Upstream) {
+	ul := p.line("upstream", 1)
+	if p.need("upstream.url", u.URL, ul, "give the backend's WebSocket URL, e.g. url: wss://backend.example/ingest") {
+		pu, err := url.Parse(u.URL)
+		switch {
+		case err != nil:
+			p.fieldf("upstream.url", ul, "not a URL; want one such as wss://backend.example/ingest")
+		case pu.Scheme != "ws" && pu.Scheme != "wss":
+			p.fieldf("upstream.url", ul, "want a ws:// or wss:// URL such as wss://backend.example/ingest, got scheme %q", pu.Scheme)
+		case pu.Host == "" || pu.Hostname() == "":
+			p.fieldf("upstream.url", ul, "the URL has no host; want one such as wss://backend.example/ingest")
+		}
+	}
+	if p.present("upstream.token") && p.present("upstream.token_file") {
+		p.fieldf("upstream.token_file", ul, "set either token or token_file, not both")
+	}
+	if p.use("upstream.buffer_max_bytes") && u.BufferMaxBytes < 1 {
+		p.fieldf("upstream.buffer_max_bytes", ul, "must be more than 0, got %v", u.BufferMaxBytes)
+	}
+	p.oneOf("upstream.fsync", u.Fsync, ul, "always", "batch", "never")
+}
