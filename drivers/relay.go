@@ -1,0 +1,100 @@
+// Package drivers holds the Relay and Sensor interfaces and their
+// implementations. A driver is a small type over a bus interface (gpio.PinIO,
+// i2c.Bus, a serial port); it never knows whether the bus is real hardware or
+// the simulator in firmware-sim.
+package drivers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/edgegate/edgegate/gateway/config"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c"
+)
+
+// Relay is one switchable output.
+type Relay interface {
+	// Name is the relay's configured name.
+	Name() string
+	// Driver is the driver's registered name ("gpio", ...).
+	Driver() string
+	// Set drives the relay and returns only once the device confirmed the
+	// new state (nil), or with the reason it could not (the state is then
+	// whatever the device last confirmed). The first Set after OpenRelay is
+	// the first level the relay's output ever sees.
+	Set(ctx context.Context, on bool) error
+	// Close releases the relay's resources without changing its output.
+	Close() error
+}
+
+// Buses provides the buses that drivers talk to. Real hardware and the
+// simulator both implement it; drivers cannot tell them apart.
+type Buses interface {
+	// GPIOPin returns the pin with the given name (e.g. "GPIO17").
+	GPIOPin(name string) (gpio.PinIO, error)
+	// I2CBus returns the I2C bus with the given name ("/dev/i2c-1" or "1").
+	// Several devices may share one bus: the provider hands out one
+	// i2c.Bus per name and owns closing it.
+	I2CBus(name string) (i2c.Bus, error)
+}
+
+// Env is what a driver gets besides its own configuration.
+type Env struct {
+	Buses  Buses
+	Logger *slog.Logger
+	// Sim is true when Buses is the simulator (sim-only drivers refuse
+	// to open otherwise).
+	Sim bool
+	// Relays is every configured relay, and Initial tells the state each
+	// must start in: a driver whose channels share one chip (an I2C
+	// expander) writes all of them in one transaction when the chip is
+	// first opened, so that no channel ever shows another level.
+	Relays  []config.Relay
+	Initial func(config.Relay) bool
+}
+
+// RelayFactory opens a relay. It must not change the relay's output: the
+// first level is driven by the first Set.
+type RelayFactory func(cfg config.Relay, env Env) (Relay, error)
+
+var relayDrivers = map[string]RelayFactory{}
+
+// RegisterRelay makes a relay driver available by name. It is called from
+// the init functions of the driver files.
+func RegisterRelay(name string, f RelayFactory) {
+	if _, dup := relayDrivers[name]; dup {
+		panic("drivers: relay driver registered twice: " + name)
+	}
+	relayDrivers[name] = f
+}
+
+// RelayDrivers lists the registered relay drivers, sorted.
+func RelayDrivers() []string {
+	names := make([]string, 0, len(relayDrivers))
+	for n := range relayDrivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// OpenRelay opens the relay described by cfg with its registered driver.
+func OpenRelay(cfg config.Relay, env Env) (Relay, error) {
+	f, ok := relayDrivers[cfg.Driver]
+	if !ok {
+		return nil, fmt.Errorf("relay %q: driver %q is not available in this build (available: %s)",
+			cfg.Name, cfg.Driver, strings.Join(RelayDrivers(), ", "))
+	}
+	if env.Logger == nil {
+		env.Logger = slog.Default()
+	}
+	r, err := f(cfg, env)
+	if err != nil {
+		return nil, fmt.Errorf("relay %q: %w", cfg.Name, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,84 @@
+package drivers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edgegate/edgegate/gateway/config"
+)
+
+// Quantity is one measured value of a sensor device; on the wire the sensor
+// is named "<device>.<quantity>" (room.temperature).
+type Quantity struct {
+	Name string // "temperature"
+	Unit string // "°C"
+}
+
+// Sensor is one sensor device with one or more quantities. The gateway's
+// sampler calls Read every Interval from one goroutine per device; a device
+// whose values change by events (a door contact) implements Watcher instead.
+type Sensor interface {
+	// Name is the device's configured name ("room").
+	Name() string
+	// Driver is the driver's registered name ("bme280", ...).
+	Driver() string
+	// Quantities lists what the device measures, in a fixed order.
+	Quantities() []Quantity
+	// Interval is how often the sampler reads it.
+	Interval() time.Duration
+	// Read takes one reading of every quantity into dst (len(dst) ==
+	// len(Quantities())). An error means no value is valid; the sampler
+	// reports it and tries again next interval.
+	Read(ctx context.Context, dst []float64) error
+	// Close releases the device.
+	Close() error
+}
+
+// Watcher is a Sensor whose samples are pushed by the device (edges on an
+// input pin) rather than polled. Watch runs until ctx ends, calling emit for
+// every new value (quantity index, value, time) and fail for every read
+// error; it returns nil when ctx ends.
+type Watcher interface {
+	Sensor
+	Watch(ctx context.Context, emit func(q int, v float64, at time.Time), fail func(err error)) error
+}
+
+// SensorFactory opens a sensor device.
+type SensorFactory func(cfg config.Sensor, env Env) (Sensor, error)
+
+var sensorDrivers = map[string]SensorFactory{}
+
+// RegisterSensor makes a sensor driver available by name (from init).
+func RegisterSensor(name string, f SensorFactory) {
+	if _, dup := sensorDrivers[name]; dup {
+		panic("drivers: sensor driver registered twice: " + name)
+	}
+	sensorDrivers[name] = f
+}
+
+// SensorDrivers lists the registered sensor drivers, sorted.
+func SensorDrivers() []string {
+	names := make([]string, 0, len(sensorDrivers))
+	for n := range sensorDrivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// OpenSensor opens the sensor device described by cfg.
+func OpenSensor(cfg config.Sensor, env Env) (Sensor, error) {
+	f, ok := sensorDrivers[cfg.Driver]
+	if !ok {
+		return nil, fmt.Errorf("sensor %q: driver %q is not available in this build (available: %s)",
+			cfg.Name, cfg.Driver, strings.Join(SensorDrivers(), ", "))
+	}
+	s, err := f(cfg, env)
+	if err != nil {
+		return nil, fmt.Errorf("sensor %q: %w", cfg.Name, err)
+	}
+	return s, nil
+}

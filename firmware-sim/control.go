@@ -1,0 +1,79 @@
+package firmwaresim
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"periph.io/x/conn/v3/gpio"
+)
+
+// Handler serves the simulator's control API, mounted by the gateway under
+// /sim/ in --sim mode only. It lets tests and curious users look at pins and
+// inject faults into a running gateway:
+//
+//	GET  /sim/gpio                          every pin: name, output, level, stuck
+//	POST /sim/gpio/{pin}?level=high|low     drive an input (a button, a door contact)
+//	POST /sim/gpio/{pin}?stuck=high|low|none make a pin ignore writes
+//	POST /sim/gpio/{pin}?fail=<text>|none   make writes to a pin fail
+func Handler(h *Hardware) http.Handler {
+	g := h.GPIO
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sim/gpio", func(w http.ResponseWriter, r *http.Request) {
+		type pinView struct {
+			Name   string `json:"name"`
+			Output bool   `json:"output"`
+			Level  string `json:"level"`
+		}
+		var out []pinView
+		for _, p := range g.Pins() {
+			out = append(out, pinView{Name: p.Name(), Output: p.IsOutput(), Level: levelWord(p.Read())})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST /sim/gpio/{pin}", func(w http.ResponseWriter, r *http.Request) {
+		p := g.Pin(r.PathValue("pin"))
+		q := r.URL.Query()
+		if v := q.Get("level"); v != "" {
+			l, err := parseLevel(v)
+			if err != nil {
+				http.Error(w, "level: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			p.Drive(l)
+		}
+		if v := q.Get("stuck"); v != "" {
+			if v == "none" {
+				p.Unstick()
+			} else {
+				l, err := parseLevel(v)
+				if err != nil {
+					http.Error(w, "stuck: "+err.Error(), http.StatusBadRequest)
+					return
+				}
+				p.SetStuck(l)
+			}
+		}
+		if v := q.Get("fail"); v != "" {
+			if v == "none" {
+				p.SetFailing(nil)
+			} else {
+				p.SetFailing(errors.New(v))
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	registerI2C(mux, h)
+	return mux
+}
+
+func parseLevel(s string) (gpio.Level, error) {
+	switch s {
+	case "high", "1":
+		return gpio.High, nil
+	case "low", "0":
+		return gpio.Low, nil
+	}
+	return gpio.Low, errors.New(`want "high" or "low"`)
+}

@@ -1,0 +1,69 @@
+package firmwaresim
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+)
+
+func TestPinJournalAndHistory(t *testing.T) {
+	var journal bytes.Buffer
+	g := NewGPIO(&journal)
+	p := g.Pin("gpio17")
+	if g.Pin("GPIO17") != p {
+		t.Fatal("pin names are case-insensitive")
+	}
+	p.Out(gpio.High)
+	p.Out(gpio.Low)
+	if got := p.DrivenLevels(); len(got) != 2 || got[0] != gpio.High || got[1] != gpio.Low {
+		t.Fatalf("history %v", got)
+	}
+	lines := strings.Split(strings.TrimSpace(journal.String()), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], " GPIO17 out high") || !strings.HasSuffix(lines[1], " GPIO17 out low") {
+		t.Fatalf("journal %q", journal.String())
+	}
+}
+
+func TestPinEdgesAndPull(t *testing.T) {
+	p := NewGPIO(nil).Pin("GPIO27")
+	p.In(gpio.PullUp, gpio.BothEdges)
+	if p.Read() != gpio.High {
+		t.Fatal("pull-up input should read high")
+	}
+	if p.WaitForEdge(20 * time.Millisecond) {
+		t.Fatal("edge without a change")
+	}
+	go func() { time.Sleep(10 * time.Millisecond); p.Drive(gpio.Low) }()
+	if !p.WaitForEdge(2*time.Second) || p.Read() != gpio.Low {
+		t.Fatal("no falling edge")
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	h := NewHardware(nil)
+	g := h.GPIO
+	srv := httptest.NewServer(Handler(h))
+	defer srv.Close()
+	post := func(q string) int {
+		resp, err := http.Post(srv.URL+"/sim/gpio/GPIO4?"+q, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if post("stuck=high") != 204 || g.Pin("GPIO4").Out(gpio.Low) != nil || g.Pin("GPIO4").Read() != gpio.High {
+		t.Fatal("stuck pin")
+	}
+	if post("stuck=sideways") != 400 {
+		t.Fatal("a bad level must be refused")
+	}
+	if post("fail=unplugged") != 204 || g.Pin("GPIO4").Out(gpio.Low) == nil {
+		t.Fatal("failing pin")
+	}
+}
