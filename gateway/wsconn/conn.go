@@ -1,0 +1,529 @@
+// Package wsconn is edgegate's RFC 6455 connection layer over gobwas/ws's
+// frame-level API: it reads whole messages (fragments joined, UTF-8 of text
+// checked as bytes arrive, size bounded), answers pings, runs the closing
+// handshake, and writes frames under one lock so that a pong sent by the
+// reader never interleaves a frame of the writer.
+//
+// One goroutine reads (ReadMessage); any goroutine may write. Buffers are the
+// connection's own and reused, so the steady state allocates nothing.
+package wsconn
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Config bounds a connection. Zero values mean: no limit / no deadline.
+type Config struct {
+	// MaxMessageBytes is the largest message (all fragments together) that
+	// ReadMessage accepts; a larger one closes the connection with 1009.
+	MaxMessageBytes int
+	// IdleTimeout drops a peer that sends nothing (no frame, no pong) for
+	// this long.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds every write.
+	WriteTimeout time.Duration
+	// Client makes this the client side: frames written are masked and
+	// frames read must not be.
+	Client bool
+}
+
+// closeLinger is how long a closing connection waits for the peer's close
+// frame before it drops the TCP connection.
+const closeLinger = 2 * time.Second
+
+// smallWrite is the size up to which a frame is copied into one buffer and
+// written with one syscall.
+const smallWrite = 4096
+
+// ErrClosed is returned by writes after the closing handshake started.
+var ErrClosed = errors.New("wsconn: connection closed")
+
+// CloseError ends a connection: Code and Reason are those of the close frame
+// (sent by us or by the peer, as Remote says).
+type CloseError struct {
+	Code   ws.StatusCode
+	Reason string
+	Remote bool
+}
+
+func (e *CloseError) Error() string {
+	by := "local"
+	if e.Remote {
+		by = "peer"
+	}
+	return fmt.Sprintf("websocket closed by %s: %d %s", by, e.Code, e.Reason)
+}
+
+// Conn is one WebSocket connection.
+type Conn struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	cfg Config
+
+	// Read side, owned by the reading goroutine.
+	hdr      [ws.MaxHeaderSize]byte
+	ctl      [125]byte
+	msg      []byte
+	utf8Done int // bytes of msg known to be valid UTF-8
+
+	// closing is set once our close frame is sent (or being sent); from
+	// then on the reader discards data and waits until lingerUntil (Unix
+	// nanoseconds) for the peer's close frame.
+	closing     atomic.Bool
+	lingerUntil atomic.Int64
+
+	// Write side.
+	wmu      sync.Mutex
+	wbuf     []byte
+	sentCode ws.StatusCode
+	sentWhy  string
+	closed   bool // TCP closed
+}
+
+// New wraps a connection whose handshake is done. br, when not nil, holds
+// bytes already read from nc (the HTTP server's reader).
+func New(nc net.Conn, br *bufio.Reader, cfg Config) *Conn {
+	if br == nil {
+		br = bufio.NewReaderSize(nc, 512)
+	}
+	return &Conn{nc: nc, br: br, cfg: cfg}
+}
+
+// NetConn is the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// ReadMessage returns the next data message. The payload is valid until the
+// next call. Pings are answered and pongs absorbed on the way. Any error
+// ends the connection: a *CloseError when a close frame was exchanged (the
+// peer's, or ours after a protocol violation), else the I/O error; the TCP
+// connection is closed by then.
+func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
+	op, p, err := c.readMessage()
+	if err != nil {
+		c.CloseNow()
+	}
+	return op, p, err
+}
+
+func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
+	var op ws.OpCode // of the message being assembled; 0: none yet
+	c.msg = c.msg[:0]
+	c.utf8Done = 0
+	for {
+		if err := c.armReadDeadline(); err != nil {
+			return 0, nil, err
+		}
+		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
+		if err != nil {
+			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+				return 0, nil, c.fail(ws.StatusProtocolError, "bad frame length")
+			}
+			return 0, nil, c.readErr(err)
+		}
+		if code, why := c.checkHeader(h, op); code != 0 {
+			return 0, nil, c.fail(code, why)
+		}
+		if h.OpCode.IsControl() {
+			if err := c.control(h); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		closing := c.closing.Load()
+		if max := c.cfg.MaxMessageBytes; max > 0 && int64(len(c.msg))+h.Length > int64(max) {
+			return 0, nil, c.fail(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", max))
+		}
+		if h.OpCode != ws.OpContinuation {
+			op = h.OpCode
+		}
+		start := len(c.msg)
+		if err := c.readPayload(h.Length); err != nil {
+			return 0, nil, c.readErr(err)
+		}
+		if h.Masked {
+			ws.Cipher(c.msg[start:], h.Mask, 0)
+		}
+		if closing {
+			// After our close frame, data is discarded until the peer's.
+			c.msg = c.msg[:0]
+			op = 0
+			continue
+		}
+		if op == ws.OpText && !c.checkUTF8(h.Fin) {
+			return 0, nil, c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+		}
+		if h.Fin {
+			return op, c.msg, nil
+		}
+	}
+}
+
+// checkHeader returns the close code for a frame that breaks RFC 6455
+// (0: fine). inMessage is the opcode of the fragmented message under way.
+func (c *Conn) checkHeader(h ws.Header, inMessage ws.OpCode) (ws.StatusCode, string) {
+	switch {
+	case h.Rsv != 0:
+		return ws.StatusProtocolError, "reserved bits set without a negotiated extension"
+	case h.OpCode.IsReserved():
+		return ws.StatusProtocolError, fmt.Sprintf("reserved opcode %d", h.OpCode)
+	case !h.Masked && !c.cfg.Client:
+		return ws.StatusProtocolError, "client frames must be masked"
+	case h.Masked && c.cfg.Client:
+		return ws.StatusProtocolError, "server frames must not be masked"
+	case h.OpCode.IsControl() && (h.Length > 125 || !h.Fin):
+		return ws.StatusProtocolError, "control frames must be unfragmented and at most 125 bytes"
+	case h.OpCode == ws.OpContinuation && inMessage == 0:
+		return ws.StatusProtocolError, "continuation frame without a message to continue"
+	case h.OpCode.IsData() && h.OpCode != ws.OpContinuation && inMessage != 0:
+		return ws.StatusProtocolError, "new message before the previous one was finished"
+	}
+	return 0, ""
+}
+
+// control handles a ping, pong or close frame.
+func (c *Conn) control(h ws.Header) error {
+	p := c.ctl[:h.Length]
+	if _, err := io.ReadFull(c.br, p); err != nil {
+		return c.readErr(err)
+	}
+	if h.Masked {
+		ws.Cipher(p, h.Mask, 0)
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		if err := c.WriteMessage(ws.OpPong, p); err != nil && err != ErrClosed {
+			return err
+		}
+		return nil
+	case ws.OpPong:
+		return nil
+	}
+	// Close.
+	code, reason := ws.StatusNoStatusRcvd, ""
+	switch {
+	case len(p) == 1:
+		return c.fail(ws.StatusProtocolError, "close frame with a 1-byte payload")
+	case len(p) >= 2:
+		code, reason = ws.ParseCloseFrameDataUnsafe(p)
+		if !validCloseCode(code) {
+			return c.fail(ws.StatusProtocolError, fmt.Sprintf("invalid close code %d", code))
+		}
+		if !utf8.Valid(p[2:]) {
+			return c.fail(ws.StatusInvalidFramePayloadData, "close reason is not UTF-8")
+		}
+		reason = string(p[2:])
+	}
+	c.mu()
+	defer c.unmu()
+	if c.closing.Load() {
+		// The peer answered our close: the handshake is complete.
+		return &CloseError{Code: c.sentCode, Reason: c.sentWhy}
+	}
+	echo := code
+	if code == ws.StatusNoStatusRcvd {
+		echo = 0 // an empty close is answered with an empty close
+	}
+	c.sendCloseLocked(echo, "")
+	return &CloseError{Code: code, Reason: reason, Remote: true}
+}
+
+// validCloseCode reports whether a peer may send code in a close frame.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// readPayload appends n payload bytes to c.msg, growing it as bytes arrive
+// rather than by the length the peer declared.
+func (c *Conn) readPayload(n int64) error {
+	for n > 0 {
+		if len(c.msg) == cap(c.msg) {
+			grow := max(cap(c.msg), 1024)
+			if int64(grow) > n {
+				grow = int(n)
+			}
+			c.msg = append(c.msg[:cap(c.msg)], make([]byte, grow)...)[:len(c.msg)]
+		}
+		chunk := min(int64(cap(c.msg)-len(c.msg)), n)
+		start := len(c.msg)
+		c.msg = c.msg[:start+int(chunk)]
+		if _, err := io.ReadFull(c.br, c.msg[start:]); err != nil {
+			return err
+		}
+		n -= chunk
+	}
+	return nil
+}
+
+// checkUTF8 validates the text received so far: every complete sequence must
+// be valid, and a sequence cut at the end of a fragment must be a valid
+// beginning (so an invalid message fails at its first bad byte). At the end
+// of the message (fin) nothing may be left incomplete.
+func (c *Conn) checkUTF8(fin bool) bool {
+	b := c.msg[c.utf8Done:]
+	for len(b) > 0 {
+		if b[0] < utf8.RuneSelf {
+			b = b[1:]
+			c.utf8Done++
+			continue
+		}
+		if !utf8.FullRune(b) {
+			return !fin && validPrefix(b)
+		}
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		b = b[size:]
+		c.utf8Done += size
+	}
+	return true
+}
+
+// validPrefix reports whether b (shorter than its sequence) can begin a
+// valid UTF-8 sequence.
+func validPrefix(b []byte) bool {
+	lo, hi := byte(0x80), byte(0xBF)
+	switch b0 := b[0]; {
+	case b0 >= 0xC2 && b0 <= 0xDF:
+	case b0 == 0xE0:
+		lo = 0xA0
+	case b0 == 0xED:
+		hi = 0x9F
+	case b0 >= 0xE1 && b0 <= 0xEF:
+	case b0 == 0xF0:
+		lo = 0x90
+	case b0 >= 0xF1 && b0 <= 0xF3:
+	case b0 == 0xF4:
+		hi = 0x8F
+	default:
+		return false
+	}
+	for i, x := range b[1:] {
+		if i == 0 && (x < lo || x > hi) || i > 0 && (x < 0x80 || x > 0xBF) {
+			return false
+		}
+	}
+	return true
+}
+
+// armReadDeadline gives the peer IdleTimeout to send its next frame, or,
+// once closing, until the linger deadline.
+func (c *Conn) armReadDeadline() error {
+	if !c.closing.Load() && c.cfg.IdleTimeout > 0 {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout)); err != nil {
+			return err
+		}
+	}
+	// A Close that raced with the line above stored closing before its own
+	// deadline; if we see it now, its deadline may have been overwritten.
+	if c.closing.Load() {
+		return c.nc.SetReadDeadline(time.Unix(0, c.lingerUntil.Load()))
+	}
+	return nil
+}
+
+// readErr turns a read failure into the connection's end.
+func (c *Conn) readErr(err error) error {
+	if c.closing.Load() {
+		c.mu()
+		code, why := c.sentCode, c.sentWhy
+		c.unmu()
+		// We had closed; the peer went away without answering.
+		return &CloseError{Code: code, Reason: why}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// Idle past the heartbeat timeout: say why, briefly, then drop.
+		c.mu()
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.sendCloseLocked(ws.StatusGoingAway, "heartbeat timeout: nothing received")
+		c.unmu()
+		return fmt.Errorf("peer idle for %v: %w", c.cfg.IdleTimeout, err)
+	}
+	return err
+}
+
+// fail answers a protocol violation: it sends a close frame with code, then
+// waits a little for the peer's close frame (discarding anything else), so
+// that the peer can read ours before the TCP connection goes away.
+func (c *Conn) fail(code ws.StatusCode, reason string) error {
+	c.Close(code, reason)
+	c.drain()
+	return &CloseError{Code: code, Reason: reason}
+}
+
+// drain discards frames until the peer's close frame arrives, the peer
+// goes away, or the linger deadline passes.
+func (c *Conn) drain() {
+	for {
+		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
+		if err != nil || h.OpCode == ws.OpClose {
+			return
+		}
+		if _, err := c.br.Discard(int(min(h.Length, 1<<30))); err != nil {
+			return
+		}
+	}
+}
+
+// Close starts the closing handshake: it sends a close frame with code and
+// reason (once), stops further writes, and gives the peer closeLinger to
+// answer; the reading goroutine then ends with a *CloseError and closes the
+// TCP connection.
+func (c *Conn) Close(code ws.StatusCode, reason string) error {
+	c.mu()
+	defer c.unmu()
+	return c.sendCloseLocked(code, reason)
+}
+
+// sendCloseLocked writes a close frame (code 0: no payload) and arms the
+// closing deadline. Call with the write lock held.
+func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string) error {
+	if c.closing.Load() || c.closed {
+		return nil
+	}
+	var body [125]byte
+	n := 0
+	if code != 0 {
+		if len(reason) > 123 {
+			reason = truncateUTF8(reason, 123)
+		}
+		ws.PutCloseFrameBody(body[:], code, reason)
+		n = 2 + len(reason)
+	}
+	c.sentCode, c.sentWhy = code, reason
+	c.lingerUntil.Store(time.Now().Add(closeLinger).UnixNano())
+	c.closing.Store(true)
+	err := c.writeFrameRaw(ws.OpClose, body[:n])
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil && !c.cfg.Client {
+		tc.CloseWrite() // nothing follows our close frame
+	}
+	c.nc.SetReadDeadline(time.Unix(0, c.lingerUntil.Load()))
+	return err
+}
+
+func truncateUTF8(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// CloseNow closes the TCP connection at once, without a close frame.
+func (c *Conn) CloseNow() error {
+	c.mu()
+	defer c.unmu()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.nc.Close()
+}
+
+// WriteMessage writes one whole message as a single frame.
+func (c *Conn) WriteMessage(op ws.OpCode, p []byte) error {
+	c.mu()
+	defer c.unmu()
+	return c.writeFrameLocked(op, p)
+}
+
+// Ping sends a ping with payload p (at most 125 bytes).
+func (c *Conn) Ping(p []byte) error {
+	if len(p) > 125 {
+		return errors.New("wsconn: ping payload over 125 bytes")
+	}
+	return c.WriteMessage(ws.OpPing, p)
+}
+
+func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
+	if c.closing.Load() || c.closed {
+		return ErrClosed
+	}
+	return c.writeFrameRaw(op, p)
+}
+
+// writeFrameRaw writes one final frame. Call with the write lock held.
+func (c *Conn) writeFrameRaw(op ws.OpCode, p []byte) error {
+	if c.cfg.WriteTimeout > 0 {
+		if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+	}
+	var mask [4]byte
+	if c.cfg.Client {
+		mask = ws.NewMask()
+	}
+	if cap(c.wbuf) < smallWrite {
+		c.wbuf = make([]byte, 0, smallWrite)
+	}
+	hn := putHeader(c.wbuf[:ws.MaxHeaderSize], op, len(p), c.cfg.Client, mask)
+	if hn+len(p) <= smallWrite {
+		// One buffer, one syscall.
+		b := c.wbuf[:hn+len(p)]
+		copy(b[hn:], p)
+		if c.cfg.Client {
+			ws.Cipher(b[hn:], mask, 0)
+		}
+		_, err := c.nc.Write(b)
+		return err
+	}
+	if _, err := c.nc.Write(c.wbuf[:hn]); err != nil {
+		return err
+	}
+	if !c.cfg.Client {
+		_, err := c.nc.Write(p)
+		return err
+	}
+	for off := 0; off < len(p); off += smallWrite {
+		chunk := c.wbuf[:copy(c.wbuf[:smallWrite], p[off:])]
+		ws.Cipher(chunk, mask, off)
+		if _, err := c.nc.Write(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putHeader encodes the header of a final frame into b (at least 14 bytes)
+// and returns its length (RFC 6455 section 5.2).
+func putHeader(b []byte, op ws.OpCode, n int, masked bool, mask [4]byte) int {
+	b[0] = 0x80 | byte(op)
+	i := 2
+	switch {
+	case n < 126:
+		b[1] = byte(n)
+	case n <= 0xFFFF:
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		i = 4
+	default:
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		i = 10
+	}
+	if masked {
+		b[1] |= 0x80
+		i += copy(b[i:], mask[:])
+	}
+	return i
+}
+
+func (c *Conn) mu()   { c.wmu.Lock() }
+func (c *Conn) unmu() { c.wmu.Unlock() }
