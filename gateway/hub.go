@@ -1,0 +1,374 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegate/edgegate/drivers"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/protocol"
+)
+
+// sample is one encoded sample or sensor error, shared by every subscriber
+// that gets it and returned to samplePool when the last one is done.
+type sample struct {
+	refs   atomic.Int32
+	index  uint32
+	seq    uint64
+	tsNano int64
+	value  float64
+	isErr  bool
+	text   []byte // the JSON message
+	record [protocol.RecordSize]byte
+}
+
+var samplePool = sync.Pool{New: func() any { return &sample{text: make([]byte, 0, 160)} }}
+
+func (s *sample) release() {
+	if s.refs.Add(-1) == 0 {
+		samplePool.Put(s)
+	}
+}
+
+type sensorEntry struct {
+	info   protocol.SensorInfo
+	device *deviceEntry
+	latest *sample // guarded by hub.mu; the hub holds one reference
+}
+
+type deviceEntry struct {
+	name    string
+	drv     drivers.Sensor
+	sensors []*sensorEntry
+	lastErr string // guarded by hub.mu
+}
+
+// subWant is one subscriber's interest in one sensor.
+type subWant struct {
+	on     bool
+	binary bool
+	minGap int64 // ns between delivered samples (max_hz); 0 = every sample
+	last   int64 // ts of the last delivered sample
+}
+
+// subscriber is one sensor-stream connection's subscription state.
+type subscriber struct {
+	out  *outbox
+	want []subWant // by sensor index; nil until the first subscribe
+}
+
+// hub owns the sensor devices: one sampler goroutine per device, each
+// sample encoded once (JSON and binary) and queued to every subscriber that
+// wants it, without ever waiting for a subscriber.
+type hub struct {
+	log     *slog.Logger
+	queue   int // per-subscriber sample queue
+	sensors []*sensorEntry
+	byName  map[string]*sensorEntry
+	devices []*deviceEntry
+
+	mu   sync.Mutex
+	seq  uint64
+	subs []*subscriber
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newHub(cfg *config.Config, env drivers.Env) (*hub, error) {
+	h := &hub{log: env.Logger, queue: cfg.Gateway.Limits.SubscriberQueue, byName: map[string]*sensorEntry{}}
+	if h.queue <= 0 {
+		h.queue = 1024
+	}
+	for _, sc := range cfg.Sensors {
+		drv, err := drivers.OpenSensor(sc, env)
+		if err != nil {
+			h.closeDrivers()
+			return nil, err
+		}
+		d := &deviceEntry{name: sc.Name, drv: drv}
+		for _, q := range drv.Quantities() {
+			e := &sensorEntry{device: d, info: protocol.SensorInfo{
+				Name: sc.Name + "." + q.Name, Unit: q.Unit, Index: len(h.sensors),
+				IntervalMS: drv.Interval().Milliseconds(),
+			}}
+			if _, isWatcher := drv.(drivers.Watcher); isWatcher {
+				e.info.IntervalMS = 0 // pushed on change, not polled
+			}
+			d.sensors = append(d.sensors, e)
+			h.sensors = append(h.sensors, e)
+			h.byName[e.info.Name] = e
+		}
+		h.devices = append(h.devices, d)
+	}
+	return h, nil
+}
+
+func (h *hub) closeDrivers() {
+	for _, d := range h.devices {
+		d.drv.Close()
+	}
+}
+
+// start runs one sampler per device until stop.
+func (h *hub) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	for _, d := range h.devices {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.sample(ctx, d)
+		}()
+	}
+}
+
+// stop ends the samplers, waits for them and closes the devices.
+func (h *hub) stop() {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.wg.Wait()
+	h.closeDrivers()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.sensors {
+		if e.latest != nil {
+			e.latest.release()
+			e.latest = nil
+		}
+	}
+}
+
+func (h *hub) sample(ctx context.Context, d *deviceEntry) {
+	if w, ok := d.drv.(drivers.Watcher); ok {
+		emit := func(q int, v float64, at time.Time) { h.publish(d, q, v, at) }
+		fail := func(err error) { h.publishError(d, err, time.Now()) }
+		for ctx.Err() == nil {
+			if err := w.Watch(ctx, emit, fail); err != nil && ctx.Err() == nil {
+				h.publishError(d, err, time.Now())
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+		return
+	}
+	interval := d.drv.Interval()
+	if interval <= 0 {
+		interval = time.Second
+	}
+	timeout := max(interval, 2*time.Second)
+	vals := make([]float64, len(d.sensors))
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		err := d.drv.Read(rctx, vals)
+		cancel()
+		now := time.Now()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			h.publishError(d, err, now)
+		} else {
+			for q, v := range vals {
+				h.publish(d, q, v, now)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// publish encodes one sample once and queues it to every subscriber of its
+// sensor.
+func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		h.publishError(d, fmt.Errorf("%s read a non-finite value", d.sensors[q].info.Name), at)
+		return
+	}
+	e := d.sensors[q]
+	s := samplePool.Get().(*sample)
+	s.refs.Store(1) // the hub's "latest" reference
+	s.index, s.isErr, s.value, s.tsNano = uint32(e.info.Index), false, v, at.UnixNano()
+
+	h.mu.Lock()
+	if d.lastErr != "" {
+		h.log.Info("sensor device recovered", "device", d.name)
+		d.lastErr = ""
+	}
+	h.seq++
+	s.seq = h.seq
+	s.text = protocol.AppendSample(s.text[:0], e.info.Name, e.info.Unit, v, at.UnixMilli(), s.seq)
+	protocol.PutRecord(s.record[:], s.seq, s.tsNano, v, s.index)
+	old := e.latest
+	e.latest = s
+	h.fanOutLocked(s, true)
+	h.mu.Unlock()
+	if old != nil {
+		old.release()
+	}
+}
+
+// publishError reports a failed read of a device as a sensor_error event
+// for each of its sensors.
+func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
+	msg := err.Error()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d.lastErr != msg {
+		h.log.Warn("sensor read failed", "device", d.name, "err", msg)
+		d.lastErr = msg
+	}
+	for _, e := range d.sensors {
+		s := samplePool.Get().(*sample)
+		s.refs.Store(1)
+		s.index, s.isErr, s.tsNano = uint32(e.info.Index), true, at.UnixNano()
+		s.text = protocol.AppendSensorError(s.text[:0], e.info.Name, msg, at.UnixMilli())
+		h.fanOutLocked(s, false)
+		s.release()
+	}
+}
+
+func (h *hub) fanOutLocked(s *sample, decimate bool) {
+	for _, sub := range h.subs {
+		w := &sub.want[s.index]
+		if !w.on {
+			continue
+		}
+		if decimate && w.minGap > 0 {
+			if w.last != 0 && s.tsNano-w.last < w.minGap {
+				continue
+			}
+			w.last = s.tsNano
+		}
+		s.refs.Add(1)
+		sub.out.mu.Lock()
+		sub.out.pushSampleLocked(s, w.binary)
+		sub.out.mu.Unlock()
+		sub.out.wake()
+	}
+}
+
+// match resolves names and glob patterns to sensors. A plain name that
+// matches nothing is an error; a pattern that matches nothing is not.
+func (h *hub) match(patterns []string) ([]*sensorEntry, error) {
+	seen := make(map[int]bool)
+	var out []*sensorEntry
+	for _, p := range patterns {
+		if !strings.ContainsAny(p, "*?[\\") {
+			e, ok := h.byName[p]
+			if !ok {
+				return nil, &unknownSensorError{name: p}
+			}
+			if !seen[e.info.Index] {
+				seen[e.info.Index] = true
+				out = append(out, e)
+			}
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("bad pattern %q: use names like room.temperature, or globs like room.* and *", p)
+		}
+		for _, e := range h.sensors {
+			if ok, _ := path.Match(p, e.info.Name); ok && !seen[e.info.Index] {
+				seen[e.info.Index] = true
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+type unknownSensorError struct{ name string }
+
+func (e *unknownSensorError) Error() string {
+	return fmt.Sprintf("no sensor named %q (sensor names are <device>.<quantity>, e.g. room.temperature; list shows them all)", e.name)
+}
+
+// subscribe adds sensors to a subscription and queues, in one step, the
+// reply (encoded by reply) and then the latest sample of each.
+func (h *hub) subscribe(sub *subscriber, entries []*sensorEntry, binary bool, minGap int64, reply ctrlMsg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sub.want == nil {
+		sub.want = make([]subWant, len(h.sensors))
+		sub.out.mu.Lock()
+		sub.out.ring = make([]queued, h.queue)
+		sub.out.mu.Unlock()
+		h.subs = append(h.subs, sub)
+	}
+	sub.out.mu.Lock()
+	sub.out.ctrl = append(sub.out.ctrl, reply)
+	for _, e := range entries {
+		sub.want[e.info.Index] = subWant{on: true, binary: binary, minGap: minGap}
+		if s := e.latest; s != nil {
+			s.refs.Add(1)
+			sub.want[e.info.Index].last = s.tsNano
+			sub.out.pushSampleLocked(s, binary)
+		}
+	}
+	sub.out.mu.Unlock()
+	sub.out.wake()
+}
+
+// unsubscribe removes sensors, drops their queued samples, and queues the reply.
+func (h *hub) unsubscribe(sub *subscriber, entries []*sensorEntry, reply ctrlMsg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sub.out.mu.Lock()
+	if sub.want != nil {
+		for _, e := range entries {
+			sub.want[e.info.Index] = subWant{}
+		}
+		sub.out.purgeLocked(func(s *sample) bool { return !sub.want[s.index].on })
+	}
+	sub.out.ctrl = append(sub.out.ctrl, reply)
+	sub.out.mu.Unlock()
+	sub.out.wake()
+}
+
+// remove forgets a subscriber (its connection ended).
+func (h *hub) remove(sub *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, s := range h.subs {
+		if s == sub {
+			last := len(h.subs) - 1
+			h.subs[i] = h.subs[last]
+			h.subs[last] = nil
+			h.subs = h.subs[:last]
+			return
+		}
+	}
+}
+
+func (h *hub) infos() []protocol.SensorInfo {
+	out := make([]protocol.SensorInfo, len(h.sensors))
+	for i, e := range h.sensors {
+		out[i] = e.info
+	}
+	return out
+}
+
+func (h *hub) health(dst []deviceHealth) []deviceHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range h.devices {
+		dst = append(dst, deviceHealth{Name: d.name, OK: d.lastErr == "", Error: d.lastErr})
+	}
+	return dst
+}

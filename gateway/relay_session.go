@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgegate/edgegate/gateway/wsconn"
+	"github.com/edgegate/edgegate/protocol"
+)
+
+// relaySession is one relay-control.v1 connection.
+type relaySession struct {
+	g    *Gateway
+	p    *peer
+	out  *outbox
+	req  protocol.Request
+	list []protocol.RelayInfo
+}
+
+func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
+	s := &relaySession{g: g, p: p, out: newOutbox()}
+	if p.role == protocol.RoleOperator && g.dog != nil {
+		g.dog.operatorUp()
+		defer g.dog.operatorDown()
+	}
+	// Subscribe and queue hello in one step, before any event can be queued.
+	g.relays.mu.Lock()
+	g.relays.sinks[s] = struct{}{}
+	s.list = g.relays.snapshotLocked(s.list)
+	s.out.pushReply(func(b []byte) []byte {
+		return protocol.AppendRelayHello(b, g.cfg.Gateway.ID, g.version, p.role, s.list)
+	})
+	g.relays.mu.Unlock()
+	defer g.relays.unsubscribe(s)
+	g.serveSession(c, p, s.out, s.handle)
+}
+
+// relayEvent queues a state event; it never blocks the relay service.
+func (s *relaySession) relayEvent(msg []byte) {
+	s.out.pushCtrl(ctrlMsg{data: msg})
+}
+
+func (s *relaySession) reply(encode func([]byte) []byte) { s.out.pushReply(encode) }
+
+// handle carries out one request and queues its reply.
+func (s *relaySession) handle(payload []byte) {
+	req := &s.req
+	if err := protocol.DecodeRequest(payload, req); err != nil {
+		var re *protocol.RequestError
+		errors.As(err, &re)
+		s.replyError(re.ID, re.Code, re.Message)
+		return
+	}
+	rs := s.g.relays
+	switch req.Op {
+	case protocol.OpList:
+		s.list = rs.Snapshot(s.list)
+		s.reply(func(b []byte) []byte { return protocol.AppendRelayList(b, req.ID, s.list) })
+		return
+	case protocol.OpGet, protocol.OpSet, protocol.OpToggle, protocol.OpPulse:
+	default:
+		s.replyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; relay-control.v1 ops are list, get, set, toggle, pulse", req.Op))
+		return
+	}
+	if req.Relay == "" {
+		s.replyError(req.ID, protocol.CodeBadRequest, fmt.Sprintf("%s needs \"relay\": the name of a relay", req.Op))
+		return
+	}
+	if req.Op == protocol.OpGet {
+		info, err := rs.Get(req.Relay)
+		if err != nil {
+			s.replyOpError(req, err)
+			return
+		}
+		s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, info.Name, info.On, info.ChangedAt) })
+		return
+	}
+	if _, err := rs.lookup(req.Relay); err != nil {
+		s.replyOpError(req, err)
+		return
+	}
+	if s.p.role != protocol.RoleOperator {
+		s.replyError(req.ID, protocol.CodeForbidden, fmt.Sprintf("role %q may not change relays; an operator token is needed for %s", s.p.role, req.Op))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var on bool
+	var err error
+	switch req.Op {
+	case protocol.OpSet:
+		var ok bool
+		if on, ok = protocol.ParseState(req.State); !ok {
+			s.replyError(req.ID, protocol.CodeBadRequest, `set needs "state": "on" or "off"`)
+			return
+		}
+		err = rs.Set(ctx, req.Relay, on, protocol.SourceClient)
+	case protocol.OpToggle:
+		on, err = rs.Toggle(ctx, req.Relay, protocol.SourceClient)
+	case protocol.OpPulse:
+		ms, perr := req.PulseMS()
+		max := rs.maxPulse(req.Relay).Milliseconds()
+		if perr == nil && (ms < 1 || ms > max) {
+			perr = fmt.Errorf("\"ms\" must be between 1 and %d for relay %q", max, req.Relay)
+		}
+		if perr != nil {
+			s.replyError(req.ID, protocol.CodeBadRequest, perr.Error())
+			return
+		}
+		on = true
+		err = rs.Pulse(ctx, req.Relay, time.Duration(ms)*time.Millisecond, protocol.SourceClient)
+	}
+	if err != nil {
+		s.replyOpError(req, err)
+		return
+	}
+	s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, req.Relay, on, 0) })
+}
+
+func (s *relaySession) replyOpError(req *protocol.Request, err error) {
+	var de *deviceError
+	switch {
+	case errors.Is(err, errUnknownRelay):
+		s.replyError(req.ID, protocol.CodeUnknownRelay, fmt.Sprintf("no relay named %q", req.Relay))
+	case errors.Is(err, errBusy):
+		s.replyError(req.ID, protocol.CodeBusy, fmt.Sprintf("relay %q is already pulsing; wait for it to finish, or set it to end the pulse", req.Relay))
+	case errors.As(err, &de):
+		s.replyError(req.ID, protocol.CodeDeviceError, de.Error())
+	default: // the gateway is shutting down
+		s.replyError(req.ID, protocol.CodeBusy, err.Error())
+	}
+}
+
+func (s *relaySession) replyError(id []byte, code, msg string) {
+	s.reply(func(b []byte) []byte { return protocol.AppendError(b, id, code, msg) })
+}

@@ -1,0 +1,375 @@
+// Package gateway is edgegate's HTTP and WebSocket side: the handshake and
+// its gates, the sessions of each subprotocol, heartbeats, the relay service
+// and health reporting.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgegate/edgegate/drivers"
+	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/wsconn"
+	"github.com/edgegate/edgegate/protocol"
+	"github.com/gobwas/ws"
+)
+
+// socketSendBuffer is the kernel send buffer of a WebSocket connection:
+// enough for bursts at loopback and LAN speeds, small enough that samples
+// do not queue in the kernel for seconds behind a slow reader.
+const socketSendBuffer = 64 << 10
+
+// Options configure a Gateway.
+type Options struct {
+	Config  *config.Config
+	Version string
+	Buses   drivers.Buses
+	Logger  *slog.Logger
+	// Sim, when set, is mounted under /sim/ (the simulator's control API).
+	Sim http.Handler
+}
+
+// Gateway serves the dashboard, the WebSocket subprotocols and health.
+type Gateway struct {
+	cfg     *config.Config
+	version string
+	log     *slog.Logger
+	started time.Time
+	relays  *relayService
+	hub     *hub
+	// sensorInfos is the sensor catalog, fixed for the process's life.
+	sensorInfos []protocol.SensorInfo
+	mux         *http.ServeMux
+	srv         *http.Server
+	dog         *watchdog
+	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
+
+	// services maps each supported subprotocol to its session runner.
+	services map[string]func(*Gateway, *wsconn.Conn, *peer)
+
+	mu       sync.Mutex
+	sessions map[*peer]struct{}
+	closing  bool
+	wg       sync.WaitGroup // one per running session
+}
+
+// peer is what the gate learned about a connection before it was upgraded.
+type peer struct {
+	protocol string
+	role     string
+	who      string // key name, for logs
+	remote   string
+	conn     *wsconn.Conn
+}
+
+// New opens the devices and drives every relay to its initial state.
+func New(opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g := &Gateway{
+		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
+		sessions: map[*peer]struct{}{},
+		services: map[string]func(*Gateway, *wsconn.Conn, *peer){
+			protocol.RelayControlV1: runRelaySession,
+			protocol.SensorStreamV1: runSensorSession,
+		},
+	}
+	if a := opts.Config.Auth; a.Enabled {
+		secret, err := LoadSecret(a)
+		if err != nil {
+			return nil, err
+		}
+		g.auth = &auth.Authenticator{Secret: secret}
+		for _, k := range a.Keys {
+			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
+		}
+	}
+	initial := func(r config.Relay) bool { return r.Initial == "on" }
+	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial}
+	rs, err := newRelayService(opts.Config, env)
+	if err != nil {
+		return nil, err
+	}
+	g.relays = rs
+	h, err := newHub(opts.Config, env)
+	if err != nil {
+		rs.Shutdown(context.Background())
+		return nil, err
+	}
+	g.hub = h
+	g.sensorInfos = h.infos()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rs.start(ctx, initial)
+	h.start()
+	if d := time.Duration(opts.Config.Gateway.Watchdog); d > 0 {
+		g.dog = newWatchdog(d, func() {
+			g.log.Warn("watchdog: no operator connected; relays go to their failsafe states", "after", d)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			g.relays.Failsafe(ctx)
+		})
+	}
+
+	g.mux = http.NewServeMux()
+	g.mux.HandleFunc("GET /{$}", g.serveIndex)
+	g.mux.HandleFunc("GET /ws", g.serveWS)
+	g.mux.HandleFunc("GET /healthz", g.serveHealth)
+	if opts.Sim != nil {
+		g.mux.Handle("/sim/", opts.Sim)
+	}
+	lim := opts.Config.Gateway.Limits
+	g.srv = &http.Server{
+		Handler:           g.mux,
+		ReadHeaderTimeout: time.Duration(lim.HandshakeTimeout),
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+	}
+	return g, nil
+}
+
+// Handler is the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.mux }
+
+// Serve accepts connections on ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	err := g.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes every session with 1001 (going away),
+// then puts the relays into their failsafe states and closes the devices.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.closing = true
+	peers := make([]*peer, 0, len(g.sessions))
+	for p := range g.sessions {
+		peers = append(peers, p)
+	}
+	g.mu.Unlock()
+	err := g.srv.Shutdown(ctx)
+	var closers sync.WaitGroup
+	for _, p := range peers {
+		closers.Add(1)
+		go func() {
+			defer closers.Done()
+			p.conn.Close(ws.StatusGoingAway, "gateway shutting down")
+		}()
+	}
+	closers.Wait()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Warn("sessions still running at shutdown deadline")
+	}
+	if g.dog != nil {
+		g.dog.stop()
+	}
+	g.hub.stop()
+	g.relays.Shutdown(ctx)
+	return err
+}
+
+func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>edgegate %s</title>
+<h1>edgegate %s</h1><p>WebSocket endpoint: <code>/ws</code> (subprotocols: %s). Health: <a href="/healthz">/healthz</a>.</p>`,
+		htmlEscape(g.cfg.Gateway.ID), htmlEscape(g.version), strings.Join(g.supported(), ", "))
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
+
+func (g *Gateway) supported() []string {
+	names := make([]string, 0, len(g.services))
+	for n := range g.services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// negotiate picks the first offered subprotocol that the gateway supports,
+// in the client's order of preference.
+func (g *Gateway) negotiate(h http.Header) string {
+	for _, line := range h.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(line, ",") {
+			p = strings.TrimSpace(p)
+			if _, ok := g.services[p]; ok {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// authenticate returns the identity behind the request's token. With auth
+// disabled every client is an operator.
+func (g *Gateway) authenticate(r *http.Request) (role, who string, err error) {
+	if g.auth == nil {
+		return protocol.RoleOperator, "", nil
+	}
+	tok := r.URL.Query().Get("token")
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", "", errors.New("the Authorization header must be \"Bearer <token>\"")
+		}
+		tok = strings.TrimSpace(rest)
+	}
+	if tok == "" {
+		return "", "", errors.New("a token is required: send \"Authorization: Bearer <token>\" or add ?token=<token> to the URL")
+	}
+	id, err := g.auth.Check(tok, time.Now())
+	if err != nil {
+		return "", "", err
+	}
+	return id.Role, id.Name, nil
+}
+
+// LoadSecret returns the HMAC secret of the auth config (inline or from
+// secret_file), or nil when none is configured.
+func LoadSecret(a config.Auth) ([]byte, error) {
+	switch {
+	case a.Secret != "":
+		return []byte(a.Secret), nil
+	case a.SecretFile != "":
+		b, err := os.ReadFile(a.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.secret_file: %w", err)
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) < auth.MinSecretBytes {
+			return nil, fmt.Errorf("auth.secret_file %s: the secret must be at least %d bytes (e.g. head -c 32 /dev/urandom | base64 > %s)", a.SecretFile, auth.MinSecretBytes, a.SecretFile)
+		}
+		return b, nil
+	}
+	return nil, nil
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this endpoint speaks WebSocket only; connect with a WebSocket client offering one of: "+strings.Join(g.supported(), ", "), http.StatusUpgradeRequired)
+		return
+	}
+	proto := g.negotiate(r.Header)
+	if proto == "" {
+		http.Error(w, "no supported subprotocol offered in Sec-WebSocket-Protocol; supported: "+strings.Join(g.supported(), ", "), http.StatusBadRequest)
+		return
+	}
+	role, who, err := g.authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="edgegate"`)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	p := &peer{protocol: proto, role: role, who: who, remote: r.RemoteAddr}
+	g.mu.Lock()
+	closing := g.closing
+	if !closing {
+		g.sessions[p] = struct{}{}
+		g.wg.Add(1)
+	}
+	g.mu.Unlock()
+	if closing {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.endSession(p)
+
+	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }}
+	nc, rw, _, err := up.Upgrade(r, w)
+	if err != nil {
+		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// Bound what the kernel buffers for a peer. Left to autotuning it
+		// grows to megabytes, where a slow subscriber's samples go stale
+		// instead of reaching its bounded queue, which drops the oldest.
+		tc.SetWriteBuffer(socketSendBuffer)
+	}
+	lim := g.cfg.Gateway.Limits
+	c := wsconn.New(nc, rw.Reader, wsconn.Config{
+		MaxMessageBytes: lim.MaxMessageBytes,
+		IdleTimeout:     time.Duration(g.cfg.Gateway.Heartbeat.Timeout),
+		WriteTimeout:    time.Duration(lim.WriteTimeout),
+	})
+	g.mu.Lock()
+	p.conn = c
+	closing = g.closing
+	g.mu.Unlock()
+	if closing {
+		c.Close(ws.StatusGoingAway, "gateway shutting down")
+		return
+	}
+	g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
+	g.services[proto](g, c, p)
+	g.log.Debug("session end", "protocol", proto, "remote", p.remote)
+}
+
+func (g *Gateway) endSession(p *peer) {
+	g.mu.Lock()
+	delete(g.sessions, p)
+	g.mu.Unlock()
+	g.wg.Done()
+}
+
+// connections counts sessions by subprotocol.
+func (g *Gateway) connections() map[string]int {
+	counts := map[string]int{protocol.RelayControlV1: 0, protocol.SensorStreamV1: 0}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p := range g.sessions {
+		if p.conn != nil {
+			counts[p.protocol]++
+		}
+	}
+	return counts
+}
+
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	// status is the gateway's own ("ok" while it serves); each device's
+	// health is in devices, summed up in devices_ok.
+	devices := g.hub.health(g.relays.health(nil))
+	allOK := true
+	for _, d := range devices {
+		allOK = allOK && d.OK
+	}
+	body := struct {
+		Status      string         `json:"status"`
+		Version     string         `json:"version"`
+		Gateway     string         `json:"gateway"`
+		UptimeS     float64        `json:"uptime_s"`
+		Connections map[string]int `json:"connections"`
+		Devices     []deviceHealth `json:"devices"`
+		DevicesOK   bool           `json:"devices_ok"`
+	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK}
+	if body.Devices == nil {
+		body.Devices = []deviceHealth{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(body)
+}
