@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// The e2e tests drive the real edgegate binary, built once here, over
+// loopback with a real WebSocket client.
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgegate-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "edgegate")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building edgegate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output safely while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// gatewayProc is one running edgegate process.
+type gatewayProc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	addr    string // host:port it listens on
+	dataDir string
+	out     *syncBuffer
+	exited  chan struct{}
+	err     error // valid after exited is closed
+}
+
+var urlRe = regexp.MustCompile(`url=http://([0-9.:\[\]]+)/`)
+
+// startGateway runs edgegate with args plus a loopback listener on a free
+// port and a fresh data dir (unless args already name one), and waits until
+// it serves.
+func startGateway(t *testing.T, args ...string) *gatewayProc {
+	t.Helper()
+	dataDir := t.TempDir()
+	full := append([]string{"--listen", "127.0.0.1:0"}, args...)
+	if !containsArg(args, "--data-dir") {
+		full = append(full, "--data-dir", dataDir)
+	} else {
+		dataDir = argValue(args, "--data-dir")
+	}
+	p := &gatewayProc{t: t, dataDir: dataDir, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(binPath, full...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("edgegate output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := urlRe.FindStringSubmatch(p.out.String()); m != nil {
+			p.addr = m[1]
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("edgegate exited before serving (%v):\n%s", p.err, p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("edgegate did not start serving:\n%s", p.out.String())
+	return nil
+}
+
+func containsArg(args []string, name string) bool { return argValue(args, name) != "" }
+
+func argValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *gatewayProc) stop() int {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("edgegate did not exit within 15 s of SIGTERM:\n%s", p.out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		p.t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+func (p *gatewayProc) wsURL(query string) string {
+	u := "ws://" + p.addr + "/ws"
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+func (p *gatewayProc) httpGet(path string) (*http.Response, []byte) {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.addr + path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func (p *gatewayProc) httpPost(path string) {
+	p.t.Helper()
+	resp, err := http.Post("http://"+p.addr+path, "text/plain", nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		p.t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+}
+
+// writeConfig writes a config file into a temp dir and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "edgegate.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// client is a real WebSocket client (gobwas/ws client side).
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	rw   io.ReadWriter
+	hs   ws.Handshake
+}
+
+type rw struct {
+	io.Reader
+	io.Writer
+}
+
+func dialWS(t *testing.T, url string, header http.Header, protocols ...string) (*client, error) {
+	t.Helper()
+	d := ws.Dialer{Protocols: protocols, Timeout: 5 * time.Second}
+	if header != nil {
+		d.Header = ws.HandshakeHeaderHTTP(header)
+	}
+	conn, br, hs, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(t, conn, br, hs), nil
+}
+
+// newClient wraps a dialed connection; br holds any bytes the server sent
+// right after its handshake response.
+func newClient(t *testing.T, conn net.Conn, br *bufio.Reader, hs ws.Handshake) *client {
+	var r io.Reader = conn
+	if br != nil {
+		r = io.MultiReader(br, conn)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, rw: rw{r, conn}, hs: hs}
+}
+
+// dialRelay connects offering relay-control.v1 and reads the hello.
+func dialRelay(t *testing.T, p *gatewayProc, query string) (*client, map[string]any) {
+	t.Helper()
+	c, err := dialWS(t, p.wsURL(query), nil, "relay-control.v1")
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if c.hs.Protocol != "relay-control.v1" {
+		t.Fatalf("negotiated %q, want relay-control.v1", c.hs.Protocol)
+	}
+	hello := c.read()
+	if hello["event"] != "hello" {
+		t.Fatalf("first message is not hello: %v", hello)
+	}
+	return c, hello
+}
+
+func (c *client) send(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(ws.OpText, b)
+}
+
+func (c *client) sendRaw(op ws.OpCode, b []byte) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := wsutil.WriteClientMessage(c.conn, op, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// readMsg reads the next data message within d.
+func (c *client) readMsg(d time.Duration) ([]byte, ws.OpCode, error) {
+	c.conn.SetReadDeadline(time.Now().Add(d))
+	return wsutil.ReadServerData(c.rw)
+}
+
+// read returns the next message as a JSON object, failing the test after 5 s.
+func (c *client) read() map[string]any {
+	c.t.Helper()
+	b, op, err := c.readMsg(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	if op != ws.OpText {
+		c.t.Fatalf("got a %v message, want text", op)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("message is not a JSON object: %q", b)
+	}
+	return m
+}
+
+// call sends a request and returns its reply, collecting any events that
+// arrive before it.
+func (c *client) call(req map[string]any) (reply map[string]any, events []map[string]any) {
+	c.t.Helper()
+	c.send(req)
+	for {
+		m := c.read()
+		if _, isEvent := m["event"]; isEvent {
+			events = append(events, m)
+			continue
+		}
+		return m, events
+	}
+}
+
+// expectClose reads until the server closes and checks the close code.
+func (c *client) expectClose(code ws.StatusCode) {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_, _, err := c.readMsg(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		var ce wsutil.ClosedError
+		if errors.As(err, &ce) {
+			if ce.Code != code {
+				c.t.Fatalf("closed with %d %q, want %d", ce.Code, ce.Reason, code)
+			}
+			return
+		}
+		c.t.Fatalf("connection ended without a close frame (want %d): %v", code, err)
+	}
+	c.t.Fatalf("no close %d within 5 s", code)
+}
+
+// expectSilence checks that no message arrives within d.
+func (c *client) expectSilence(d time.Duration) {
+	c.t.Helper()
+	b, _, err := c.readMsg(d)
+	if err == nil {
+		c.t.Fatalf("unexpected message: %s", b)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		c.t.Fatalf("connection ended: %v", err)
+	}
+}
+
+// journal reads the simulated GPIO journal: pin → levels driven, in order.
+func readJournal(t *testing.T, dataDir string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dataDir, "sim-gpio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	levels := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 4 || fields[2] != "out" {
+			t.Fatalf("bad journal line %q", sc.Text())
+		}
+		levels[fields[1]] = append(levels[fields[1]], fields[3])
+	}
+	return levels
+}
