@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Everything CI checks. Installs what is missing (Debian packages), then:
+# gofmt, go vet, go mod tidy check, go test -race, static ARM builds with a
+# size budget, and a smoke run of the armv6 binary under qemu.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# --- tools -------------------------------------------------------------------
+need_pkgs=()
+command -v qemu-arm-static >/dev/null || need_pkgs+=(qemu-user-static)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v readelf >/dev/null || need_pkgs+=(binutils)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  step "installing ${need_pkgs[*]}"
+  sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- static checks -------------------------------------------------------------
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './dist/*'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "go mod tidy is clean"
+cp go.mod /tmp/edgegate-go.mod.$$; cp go.sum /tmp/edgegate-go.sum.$$
+go mod tidy
+if ! cmp -s go.mod /tmp/edgegate-go.mod.$$ || ! cmp -s go.sum /tmp/edgegate-go.sum.$$; then
+  echo "go mod tidy changed go.mod/go.sum; run it and commit the result"; diff /tmp/edgegate-go.mod.$$ go.mod || true
+  cp /tmp/edgegate-go.mod.$$ go.mod; cp /tmp/edgegate-go.sum.$$ go.sum; exit 1
+fi
+rm -f /tmp/edgegate-go.mod.$$ /tmp/edgegate-go.sum.$$
+
+# --- tests -------------------------------------------------------------------
+step "go test -race ./..."
+go test -race -count=1 -timeout 15m ./...
+
+# --- ARM builds ----------------------------------------------------------------
+step "static ARM builds"
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"; [ -n "${smoke_pid:-}" ] && kill "$smoke_pid" 2>/dev/null || true' EXIT
+scripts/build-pi.sh "$dist"
+for b in "$dist"/edgegate-linux-*; do
+  readelf -h "$b" >/dev/null
+  if readelf -l "$b" | grep -q INTERP; then echo "$b asks for a dynamic loader: not static"; exit 1; fi
+done
+size=$(stat -c %s "$dist/edgegate-linux-arm64")
+budget=$((10 * 1024 * 1024))
+echo "arm64 binary: $size bytes (budget $budget)"
+[ "$size" -lt "$budget" ] || { echo "arm64 binary over its 10 MiB budget"; exit 1; }
+
+step "smoke run: armv6 binary under qemu-arm-static, --sim"
+port=$((20000 + RANDOM % 20000))
+smoke_dir=$(mktemp -d)
+qemu-arm-static "$dist/edgegate-linux-armv6" --sim --listen "127.0.0.1:$port" --data-dir "$smoke_dir" >"$smoke_dir/log" 2>&1 &
+smoke_pid=$!
+ok=""
+for _ in $(seq 1 120); do
+  if body=$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null); then ok=1; break; fi
+  kill -0 "$smoke_pid" 2>/dev/null || break
+  sleep 0.5
+done
+if [ -z "$ok" ]; then echo "armv6 binary did not answer /healthz"; cat "$smoke_dir/log"; exit 1; fi
+echo "$body"
+echo "$body" | grep -q '"status":"ok"' || { echo "unexpected /healthz body"; exit 1; }
+kill -TERM "$smoke_pid"
+wait "$smoke_pid" && rc=0 || rc=$?
+smoke_pid=""
+[ "$rc" -eq 0 ] || { echo "armv6 binary exited $rc on SIGTERM"; cat "$smoke_dir/log"; exit 1; }
+rm -rf "$smoke_dir"
+
+step "all checks passed"
