@@ -16,8 +16,9 @@ import (
 type Hardware struct {
 	GPIO *GPIO
 
-	mu   sync.Mutex
-	i2cs map[string]*I2CBus
+	mu      sync.Mutex
+	i2cs    map[string]*I2CBus
+	closers []func()
 }
 
 // NewHardware returns an empty simulated board whose GPIO journal goes to

@@ -23,6 +23,10 @@ func startTestGateway(t *testing.T, yaml string) (*Gateway, string, *firmwaresim
 		t.Fatal(err)
 	}
 	hw := firmwaresim.NewHardware(nil)
+	t.Cleanup(func() { hw.Close() })
+	if err := hw.Populate(cfg); err != nil {
+		t.Fatal(err)
+	}
 	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

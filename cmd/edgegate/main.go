@@ -179,6 +179,11 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		defer journal.Close()
 		hw := firmwaresim.NewHardware(journal)
+		defer hw.Close()
+		if err := hw.Populate(cfg); err != nil {
+			fmt.Fprintln(stderr, "edgegate:", err)
+			return 1
+		}
 		opts.Buses = hw
 		opts.Sim = firmwaresim.Handler(hw)
 		log.Info("running on simulated hardware")
