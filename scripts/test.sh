@@ -13,11 +13,18 @@ need_pkgs=()
 command -v qemu-arm-static >/dev/null || need_pkgs+=(qemu-user-static)
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v readelf >/dev/null || need_pkgs+=(binutils)
+command -v chromium >/dev/null || need_pkgs+=(chromium) # the dashboard test drives it
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing ${need_pkgs[*]}"
   sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
-  $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  # Another apt run (unattended upgrades, a second shell) may hold the
+  # lock: wait for it rather than fail.
+  apt_() { $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+  for try in 1 2 3; do
+    if apt_ update -qq && apt_ install -y -qq "${need_pkgs[@]}" >/dev/null; then break; fi
+    [ "$try" -lt 3 ] || { echo "could not install ${need_pkgs[*]}"; exit 1; }
+    echo "apt-get failed; retrying in 20 s"; sleep 20
+  done
 fi
 
 # --- static checks -------------------------------------------------------------

@@ -132,7 +132,7 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 			return 0, nil, c.readErr(err)
 		}
 		if code, why := c.checkHeader(h, op); code != 0 {
-			return 0, nil, c.fail(code, why)
+			return 0, nil, c.failSkipping(code, why, h.Length)
 		}
 		if h.OpCode.IsControl() {
 			if err := c.control(h); err != nil {
@@ -142,7 +142,7 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 		}
 		closing := c.closing.Load()
 		if max := c.cfg.MaxMessageBytes; max > 0 && int64(len(c.msg))+h.Length > int64(max) {
-			return 0, nil, c.fail(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", max))
+			return 0, nil, c.failSkipping(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", max), h.Length)
 		}
 		if h.OpCode != ws.OpContinuation {
 			op = h.OpCode
@@ -364,14 +364,23 @@ func (c *Conn) readErr(err error) error {
 // waits a little for the peer's close frame (discarding anything else), so
 // that the peer can read ours before the TCP connection goes away.
 func (c *Conn) fail(code ws.StatusCode, reason string) error {
+	return c.failSkipping(code, reason, 0)
+}
+
+// failSkipping is fail for a frame refused on its header alone: the unread
+// payload of skip bytes comes before the next frame.
+func (c *Conn) failSkipping(code ws.StatusCode, reason string, skip int64) error {
 	c.Close(code, reason)
-	c.drain()
+	c.drain(skip)
 	return &CloseError{Code: code, Reason: reason}
 }
 
-// drain discards frames until the peer's close frame arrives, the peer
-// goes away, or the linger deadline passes.
-func (c *Conn) drain() {
+// drain discards skip bytes, then frames until the peer's close frame
+// arrives, the peer goes away, or the linger deadline passes.
+func (c *Conn) drain(skip int64) {
+	if _, err := c.br.Discard(int(min(skip, 1<<30))); err != nil {
+		return
+	}
 	for {
 		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
 		if err != nil || h.OpCode == ws.OpClose {
