@@ -140,6 +140,10 @@ func ChipChannels(chip string) int {
 //	usb-relay:    Port or Device (a usb-relay entry of devices), Channel ≥ 1
 //	i2c-relay:    Bus, Address, Chip, Channel (1..8 pcf8574, 1..16 mcp23017), ActiveLow
 //
+// ActiveLow defaults to false for gpio and to true for i2c-relay (expander
+// relay boards switch a channel on with a low level); active_low: false
+// given in the file is kept.
+//
 // A field that does not apply to the driver is refused by Parse.
 type Relay struct {
 	Name      string   `yaml:"name"`

@@ -48,6 +48,13 @@ func (p *parser) applyLateDefaults(c *Config) {
 			s.Pull = "none"
 		}
 	}
+	for i := range c.Relays {
+		r := &c.Relays[i]
+		// I2C expander relay boards switch a channel on with a low level.
+		if r.Driver == DriverI2CRelay && !p.present(fmt.Sprintf("relays[%d].active_low", i)) {
+			r.ActiveLow = true
+		}
+	}
 }
 
 // use reports whether path was decoded without error (whether or not it

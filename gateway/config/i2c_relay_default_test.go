@@ -1,0 +1,24 @@
+package config
+
+import "testing"
+
+// An i2c-relay relay is active-low unless the file says otherwise; other
+// drivers keep active_low false by default.
+func TestI2CRelayActiveLowDefault(t *testing.T) {
+	c, err := Parse("i.yaml", []byte(`relays:
+  - {name: a, driver: i2c-relay, bus: /dev/i2c-1, address: 0x20, chip: pcf8574, channel: 1}
+  - {name: b, driver: i2c-relay, bus: /dev/i2c-1, address: 0x20, chip: pcf8574, channel: 2, active_low: false}
+  - {name: c, driver: i2c-relay, bus: /dev/i2c-1, address: 0x21, chip: mcp23017, channel: 9, active_low: true}
+  - {name: d, driver: i2c-relay, bus: /dev/i2c-1, address: 0x21, chip: mcp23017, channel: 10}
+  - {name: e, driver: gpio, pin: GPIO17}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"a": true, "b": false, "c": true, "d": true, "e": false}
+	for _, r := range c.Relays {
+		if r.ActiveLow != want[r.Name] {
+			t.Errorf("relay %s (%s): active_low = %v, want %v", r.Name, r.Driver, r.ActiveLow, want[r.Name])
+		}
+	}
+}
