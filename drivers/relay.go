@@ -55,6 +55,34 @@ type Env struct {
 	// first opened, so that no channel ever shows another level.
 	Relays  []config.Relay
 	Initial func(config.Relay) bool
+	// Devices holds the serial devices (the devices section of the
+	// config) that several relays and sensors share; the gateway creates
+	// it before opening relays and sensors and closes it after them.
+	// Serial drivers refuse to open without it.
+	Devices *DevicePool
+}
+
+// Reporter is a Relay whose output can also change on the device itself: a
+// push button on a serial board, a board that rebooted (its relays back to
+// their power-on state), a state read back after a reconnect that differs
+// from the last one confirmed. The gateway registers a callback right after
+// opening the relay.
+//
+// The driver calls f from a goroutine of its own, one call at a time, never
+// from inside Set and never while holding a lock that Set needs, whenever
+// the device reported a state for the relay other than the last one it
+// confirmed. f may block (the gateway waits for a Set in flight to finish)
+// and then asks DeviceState for the state to record: reading the state after
+// that wait, not before, keeps the gateway's view in the order the device
+// reported its changes.
+type Reporter interface {
+	Relay
+	// OnDeviceChange registers f (nil removes it).
+	OnDeviceChange(f func())
+	// DeviceState returns the last state the device reported for the relay
+	// (in a reply, a readback or an unsolicited report), and whether it has
+	// reported one since the relay was opened.
+	DeviceState() (on, known bool)
 }
 
 // RelayFactory opens a relay. It must not change the relay's output: the

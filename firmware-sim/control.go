@@ -16,6 +16,22 @@ import (
 //	POST /sim/gpio/{pin}?level=high|low     drive an input (a button, a door contact)
 //	POST /sim/gpio/{pin}?stuck=high|low|none make a pin ignore writes
 //	POST /sim/gpio/{pin}?fail=<text>|none   make writes to a pin fail
+//
+//	GET  /sim/i2c                           every bus: name, transactions, chips
+//	                                        (address, kind, nack; a bme280 also
+//	                                        chip_id, stuck, pinned and its values)
+//	GET  /sim/i2c/{addr}?bus=/dev/i2c-1     one chip
+//	POST /sim/i2c/{addr}?bus=/dev/i2c-1&... change one chip, answer its state:
+//	     nack=1|0                           stop acknowledging (unplugged) / answer again
+//	     chipid=0x58                        a bme280 answers this id at 0xD0 (0x60: its own)
+//	     stuck=1|0                          freeze a bme280's data registers / release them
+//	     temperature=21.5&humidity=40&pressure=1013.25
+//	                                        pin a bme280's values (°C, %RH, hPa; any subset)
+//	     drift=1                            let a bme280's values drift again
+//	     reset=1                            reset a bme280 as a brown-out would
+//
+// bus may be left out when there is only one bus; addr is 0x76 or 118. Bad
+// parameters get 400 and change nothing; an unknown bus or chip gets 404.
 func Handler(h *Hardware) http.Handler {
 	g := h.GPIO
 	mux := http.NewServeMux()
@@ -65,6 +81,7 @@ func Handler(h *Hardware) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	registerI2C(mux, h)
+	registerSerial(mux, h)
 	return mux
 }
 

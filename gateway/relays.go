@@ -147,8 +147,15 @@ func (s *relayService) drive(ctx context.Context, e *relayEntry, on bool, source
 		return &deviceError{relay: e.cfg.Name, err: err}
 	}
 	e.lastErr = ""
+	s.recordLocked(e, on, source)
+	return nil
+}
+
+// recordLocked records a confirmed state and, if it changed, publishes one
+// state event to every sink. Call with s.mu held.
+func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
 	if e.known && e.on == on {
-		return nil
+		return
 	}
 	now := time.Now().UnixMilli()
 	e.on, e.known, e.changedAt = on, true, now
@@ -160,7 +167,6 @@ func (s *relayService) drive(ctx context.Context, e *relayEntry, on bool, source
 			sink.relayEvent(msg)
 		}
 	}
-	return nil
 }
 
 // setLocked turns e on or off, first turning its interlock partners off.
@@ -358,6 +364,9 @@ type deviceHealth struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error"`
+	// State is a serial device's connection: connected, connecting,
+	// reconnecting or closed (absent for relays and sensors).
+	State string `json:"state,omitempty"`
 }
 
 func (s *relayService) health(dst []deviceHealth) []deviceHealth {
@@ -367,4 +376,32 @@ func (s *relayService) health(dst []deviceHealth) []deviceHealth {
 		dst = append(dst, deviceHealth{Name: e.cfg.Name, OK: e.lastErr == "", Error: e.lastErr})
 	}
 	return dst
+}
+
+// watchDevices registers, for every relay whose driver reports changes made
+// on the device itself (drivers.Reporter), the hook that records them.
+func (s *relayService) watchDevices() {
+	for _, e := range s.relays {
+		if rep, ok := e.drv.(drivers.Reporter); ok {
+			rep.OnDeviceChange(func() { s.deviceChanged(e, rep) })
+		}
+	}
+}
+
+// deviceChanged records the state the device reports for a relay after a
+// change made on the device (a button, a reboot, a state read back after a
+// reconnect) and publishes one state event with source device, only if it
+// differs from the state the gateway holds. It waits for any operation in
+// flight on the relay and reads the device's state only then, so the
+// gateway's view follows the order in which the device reported changes.
+func (s *relayService) deviceChanged(e *relayEntry, rep drivers.Reporter) {
+	e.lock.Lock()
+	defer e.lock.Unlock()
+	on, known := rep.DeviceState()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !known {
+		return
+	}
+	s.recordLocked(e, on, protocol.SourceDevice)
 }

@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "token":
 			return mintToken(args[1:], stdout, stderr)
+		case "sim-board":
+			return simBoard(args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			usage(stdout)
 			return 0
@@ -60,6 +62,7 @@ func usage(w io.Writer) {
   edgegate token --role viewer|operator --ttl 1h [--config FILE]   print a signed, time-limited token
   edgegate check-config FILE     validate a configuration file (exit 0, or 1 with file:line: field: problem)
   edgegate version
+  edgegate sim-board [--relays 4] [--telemetry 5s] [--usb-relay]   run a simulated serial board on a pty (prints its path)
 
   --sim without --config runs the embedded demo configuration on simulated hardware.
 `)
