@@ -49,6 +49,7 @@ type Gateway struct {
 	started time.Time
 	relays  *relayService
 	hub     *hub
+	devices *drivers.DevicePool // serial devices shared by relays and sensors
 	// sensorInfos is the sensor catalog, fixed for the process's life.
 	sensorInfos []protocol.SensorInfo
 	mux         *http.ServeMux
@@ -98,15 +99,19 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 	initial := func(r config.Relay) bool { return r.Initial == "on" }
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial}
+	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
+	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices}
 	rs, err := newRelayService(opts.Config, env)
 	if err != nil {
+		g.devices.Close()
 		return nil, err
 	}
 	g.relays = rs
+	rs.watchDevices()
 	h, err := newHub(opts.Config, env)
 	if err != nil {
 		rs.Shutdown(context.Background())
+		g.devices.Close()
 		return nil, err
 	}
 	g.hub = h
@@ -185,6 +190,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	g.hub.stop()
 	g.relays.Shutdown(ctx)
+	g.devices.Close()
 	return err
 }
 
@@ -353,6 +359,9 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 	// status is the gateway's own ("ok" while it serves); each device's
 	// health is in devices, summed up in devices_ok.
 	devices := g.hub.health(g.relays.health(nil))
+	for _, d := range g.devices.Status() {
+		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
+	}
 	allOK := true
 	for _, d := range devices {
 		allOK = allOK && d.OK
