@@ -35,7 +35,6 @@ func init() { RegisterRelay(config.DriverUSBRelay, openUSBRelay) }
 // LCUS framing.
 const (
 	lcusStart       = 0xA0
-	lcusBaud        = 9600
 	lcusMaxChannels = 8
 )
 
@@ -69,18 +68,15 @@ type lcusModule struct {
 }
 
 func (p *DevicePool) lcus(cfg config.Relay) (*lcusModule, error) {
-	name, port, baud := cfg.Port, cfg.Port, lcusBaud
+	// A relay given by port: runs at the modules' 9600 baud; a device
+	// entry has its own baud (9600 unless the file says otherwise).
+	name, port, baud := cfg.Port, cfg.Port, config.DefaultUSBRelayBaud
 	if cfg.Device != "" {
 		d, err := p.device(cfg.Device, config.DriverUSBRelay)
 		if err != nil {
 			return nil, err
 		}
-		name, port = d.Name, d.Port
-		// LCUS modules talk at 9600 baud; a device entry's baud is taken
-		// only when it was set to something other than the general default.
-		if d.Baud > 0 && d.Baud != config.DefaultBaud {
-			baud = d.Baud
-		}
+		name, port, baud = d.Name, d.Port, d.Baud
 	}
 	if port == "" {
 		return nil, errors.New("a usb-relay relay needs port: (e.g. /dev/ttyUSB0) or device: naming a usb-relay entry of devices")

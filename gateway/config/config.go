@@ -191,7 +191,7 @@ type Device struct {
 	Name   string `yaml:"name"`
 	Driver string `yaml:"driver"` // serial-board | usb-relay
 	Port   string `yaml:"port"`
-	Baud   int    `yaml:"baud"` // default 115200
+	Baud   int    `yaml:"baud"` // default 115200; 9600 for usb-relay
 	Line   int    `yaml:"-"`    // line of the list item
 }
 
@@ -206,10 +206,12 @@ type Upstream struct {
 
 // Defaults.
 const (
-	DefaultListen   = "127.0.0.1:8080"
-	DefaultBaud     = 115200
-	defaultMaxPulse = Duration(60 * time.Second)
-	defaultInterval = Duration(time.Second)
+	DefaultListen = "127.0.0.1:8080"
+	DefaultBaud   = 115200
+	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
+	DefaultUSBRelayBaud = 9600
+	defaultMaxPulse     = Duration(60 * time.Second)
+	defaultInterval     = Duration(time.Second)
 )
 
 // Default returns the configuration of an empty file: every default

@@ -22,3 +22,20 @@ func TestI2CRelayActiveLowDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestUSBRelayBaudDefault(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte(`
+devices:
+  - {name: lcus, driver: usb-relay, port: /dev/ttyUSB0}
+  - {name: fast, driver: usb-relay, port: /dev/ttyUSB1, baud: 115200}
+  - {name: board, driver: serial-board, port: /dev/ttyACM0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{DefaultUSBRelayBaud, 115200, DefaultBaud} {
+		if got := cfg.Devices[i].Baud; got != want {
+			t.Errorf("devices[%d] (%s): baud %d, want %d", i, cfg.Devices[i].Name, got, want)
+		}
+	}
+}

@@ -55,6 +55,13 @@ func (p *parser) applyLateDefaults(c *Config) {
 			r.ActiveLow = true
 		}
 	}
+	for i := range c.Devices {
+		d := &c.Devices[i]
+		// LCUS-type USB relay modules talk at 9600 baud.
+		if d.Driver == DriverUSBRelay && !p.present(fmt.Sprintf("devices[%d].baud", i)) {
+			d.Baud = DefaultUSBRelayBaud
+		}
+	}
 }
 
 // use reports whether path was decoded without error (whether or not it
