@@ -187,6 +187,9 @@ func serve(args []string, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "edgegate:", err)
 			return 1
 		}
+		if f.configFile == "" {
+			hw.RunDemo(cfg) // the demo's door contact opens and closes by itself
+		}
 		opts.Buses = hw
 		opts.Sim = firmwaresim.Handler(hw)
 		log.Info("running on simulated hardware")

@@ -220,3 +220,107 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 		t.Fatalf("%v samples missing from the seq sequence, dropped events counted %v", missing, dropped)
 	}
 }
+
+// The embedded demo streams every sensor: a snapshot first, then samples in
+// seq order with plausible values, and binary records indexed as in hello.
+func TestSimDemoSensors(t *testing.T) {
+	p := startGateway(t, "--sim")
+	c, hello := dialSensors(t, p, "")
+	idx := sensorIndex(t, hello)
+	for _, name := range []string{"room.temperature", "room.humidity", "room.pressure", "door_contact.state", "soil.temperature", "soil.humidity"} {
+		if _, ok := idx[name]; !ok {
+			t.Fatalf("hello lacks %s: %v", name, hello["sensors"])
+		}
+	}
+	reply, _ := c.call(map[string]any{"id": 1, "op": "subscribe", "sensors": []string{"*"}})
+	if reply["ok"] != true || len(reply["sensors"].([]any)) != len(idx) {
+		t.Fatalf("subscribe *: %v", reply)
+	}
+	// The snapshot (one sample per sensor that has one) comes before
+	// anything newer; then seq keeps increasing.
+	seen := map[string]bool{}
+	var lastSeq float64
+	deadline := time.Now().Add(5 * time.Second)
+	for len(seen) < len(idx) && time.Now().Before(deadline) {
+		m := c.read()
+		name, _ := m["sensor"].(string)
+		if m["event"] != nil || name == "" {
+			t.Fatalf("unexpected message %v", m)
+		}
+		seq := m["seq"].(float64)
+		if seen[name] && seq <= lastSeq {
+			t.Fatalf("seq went from %v to %v", lastSeq, seq)
+		}
+		if seen[name] {
+			lastSeq = seq
+		}
+		seen[name] = true
+		v := m["value"].(float64)
+		ok := true
+		switch name {
+		case "room.temperature":
+			ok = v > 10 && v < 35 && m["unit"] == "°C"
+		case "room.humidity":
+			ok = v >= 20 && v <= 80 && m["unit"] == "%RH"
+		case "room.pressure":
+			ok = v > 950 && v < 1050 && m["unit"] == "hPa"
+		case "door_contact.state":
+			ok = v == 0 || v == 1
+		}
+		if !ok {
+			t.Fatalf("implausible sample %v", m)
+		}
+	}
+	if len(seen) != len(idx) {
+		t.Fatalf("in 5 s, samples of only %v (want all of %v)", seen, idx)
+	}
+
+	// Binary: the BME280's records carry the indices hello gave.
+	b, _ := dialSensors(t, p, "")
+	b.send(map[string]any{"op": "subscribe", "sensors": []string{"room.*"}, "format": "binary"})
+	if r := b.read(); r["ok"] != true {
+		t.Fatalf("binary subscribe: %v", r)
+	}
+	want := map[uint32]bool{uint32(idx["room.temperature"]): true, uint32(idx["room.humidity"]): true, uint32(idx["room.pressure"]): true}
+	got := map[uint32]bool{}
+	for len(got) < 3 {
+		msg, op, err := b.readMsg(5 * time.Second)
+		if err != nil || op != ws.OpBinary {
+			t.Fatalf("binary read: %v %v", op, err)
+		}
+		recs, ok := protocol.DecodeRecords(msg, nil)
+		if !ok {
+			t.Fatalf("%d bytes are not whole records", len(msg))
+		}
+		for _, r := range recs {
+			if !want[r.Index] {
+				t.Fatalf("record index %d is not one of room.*'s %v", r.Index, want)
+			}
+			got[r.Index] = true
+		}
+	}
+
+	// /healthz lists every device, each ok.
+	_, body := p.httpGet("/healthz")
+	var h struct {
+		Devices []struct {
+			Name string
+			OK   bool
+		}
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, d := range h.Devices {
+		names[d.Name] = true
+		if !d.OK {
+			t.Fatalf("device %s not ok: %s", d.Name, body)
+		}
+	}
+	for _, n := range []string{"room", "door_contact", "soil", "board", "pump"} {
+		if !names[n] {
+			t.Fatalf("/healthz lacks %s: %s", n, body)
+		}
+	}
+}
