@@ -150,21 +150,30 @@ func (w *writer) run(stop <-chan struct{}) error {
 		select {
 		case <-w.o.notify:
 			if err := w.flush(); err != nil {
-				if errors.Is(err, errTooSlow) {
-					w.c.Close(ws.StatusPolicyViolation, "too slow: outgoing queue full")
-				} else {
-					w.c.CloseNow()
-				}
+				w.fail(err)
 				return err
 			}
 		case <-ping.C:
 			if err := w.c.Ping(nil); err != nil {
-				w.c.CloseNow()
+				w.fail(err)
 				return err
 			}
 		case <-stop:
 			return nil
 		}
+	}
+}
+
+// fail ends the connection after a write error. Once the closing handshake
+// has begun (ErrClosed), the reader finishes it: dropping the connection
+// here would cut the peer off before it reads our close frame.
+func (w *writer) fail(err error) {
+	switch {
+	case errors.Is(err, wsconn.ErrClosed):
+	case errors.Is(err, errTooSlow):
+		w.c.Close(ws.StatusPolicyViolation, "too slow: outgoing queue full")
+	default:
+		w.c.CloseNow()
 	}
 }
 

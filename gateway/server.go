@@ -6,6 +6,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,8 @@ type Gateway struct {
 	srv         *http.Server
 	dog         *watchdog
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
+	gate        *connGate
+	tls         *tls.Config // nil: plain http:// and ws://
 
 	// services maps each supported subprotocol to its session runner.
 	services map[string]func(*Gateway, *wsconn.Conn, *peer)
@@ -98,6 +101,14 @@ func New(opts Options) (*Gateway, error) {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
 	}
+	// Checks that can fail come before any device is opened or driven.
+	if t := opts.Config.Gateway.TLS; t != nil {
+		certs, err := newCertReloader(t)
+		if err != nil {
+			return nil, err
+		}
+		g.tls = certs.tlsConfig()
+	}
 	initial := func(r config.Relay) bool { return r.Initial == "on" }
 	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
 	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices}
@@ -129,6 +140,8 @@ func New(opts Options) (*Gateway, error) {
 		})
 	}
 
+	lim := opts.Config.Gateway.Limits
+	g.gate = &connGate{max: lim.MaxConnections, maxPerIP: lim.MaxConnectionsPerIP, perIP: map[string]int{}}
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("GET /{$}", g.serveIndex)
 	g.mux.HandleFunc("GET /ws", g.serveWS)
@@ -136,7 +149,6 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Sim != nil {
 		g.mux.Handle("/sim/", opts.Sim)
 	}
-	lim := opts.Config.Gateway.Limits
 	g.srv = &http.Server{
 		Handler:           g.mux,
 		ReadHeaderTimeout: time.Duration(lim.HandshakeTimeout),
@@ -149,8 +161,20 @@ func New(opts Options) (*Gateway, error) {
 // Handler is the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
-// Serve accepts connections on ln until Shutdown.
+// Scheme is "https" when the gateway serves TLS, else "http".
+func (g *Gateway) Scheme() string {
+	if g.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// Serve accepts connections on ln until Shutdown (over TLS when the
+// configuration has a certificate).
 func (g *Gateway) Serve(ln net.Listener) error {
+	if g.tls != nil {
+		ln = tls.NewListener(ln, g.tls)
+	}
 	err := g.srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -278,6 +302,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket only; connect with a WebSocket client offering one of: "+strings.Join(g.supported(), ", "), http.StatusUpgradeRequired)
 		return
 	}
+	if err := g.checkOrigin(r); err != nil {
+		refuse(w, http.StatusForbidden, err)
+		return
+	}
 	proto := g.negotiate(r.Header)
 	if proto == "" {
 		http.Error(w, "no supported subprotocol offered in Sec-WebSocket-Protocol; supported: "+strings.Join(g.supported(), ", "), http.StatusBadRequest)
@@ -285,10 +313,16 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	role, who, err := g.authenticate(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="edgegate"`)
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+		refuse(w, http.StatusUnauthorized, err)
 		return
 	}
+	release, err := g.gate.admit(r.RemoteAddr)
+	if err != nil {
+		g.log.Warn("connection refused", "remote", r.RemoteAddr, "reason", err)
+		refuse(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	defer release()
 	p := &peer{protocol: proto, role: role, who: who, remote: r.RemoteAddr}
 	g.mu.Lock()
 	closing := g.closing

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
+	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -27,6 +29,7 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 		<-done
 		o.closeAll()
 	}()
+	limit := newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)
 	for {
 		op, payload, err := c.ReadMessage()
 		if err != nil {
@@ -42,6 +45,23 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 			c.Close(ws.StatusUnsupportedData, p.protocol+" takes JSON text messages only")
 			return
 		}
+		if !limit.allow(time.Now()) {
+			rejectRateLimited(o, payload, limit.rate)
+			if limit.abusive() {
+				g.log.Warn("client keeps sending past its rate limit; disconnecting", "remote", p.remote, "protocol", p.protocol)
+				c.Close(ws.StatusPolicyViolation, "request rate limit exceeded persistently")
+			}
+			continue
+		}
 		handle(payload)
 	}
+}
+
+// rejectRateLimited answers a request refused by the rate limit, echoing
+// its id when it has one.
+func rejectRateLimited(o *outbox, payload []byte, rate float64) {
+	var req protocol.Request
+	protocol.DecodeRequest(payload, &req)
+	msg := fmt.Sprintf("too many requests: this connection may send %g per second (bursts of %g); slow down", rate, 2*rate)
+	o.pushReply(func(b []byte) []byte { return protocol.AppendError(b, req.ID, protocol.CodeRateLimited, msg) })
 }

@@ -76,7 +76,7 @@ type gatewayProc struct {
 	err     error // valid after exited is closed
 }
 
-var urlRe = regexp.MustCompile(`url=http://([0-9.:\[\]]+)/`)
+var urlRe = regexp.MustCompile(`url=https?://([0-9.:\[\]]+)/`)
 
 // startGateway runs edgegate with args plus a loopback listener on a free
 // port and a fresh data dir (unless args already name one), and waits until

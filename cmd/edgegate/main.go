@@ -213,7 +213,7 @@ func serve(args []string, stderr io.Writer) int {
 		shutdown(gw, log)
 		return 1
 	}
-	log.Info("edgegate serving", "version", version, "gateway", cfg.Gateway.ID, "url", "http://"+ln.Addr().String()+"/")
+	log.Info("edgegate serving", "version", version, "gateway", cfg.Gateway.ID, "url", gw.Scheme()+"://"+ln.Addr().String()+"/")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
