@@ -143,7 +143,7 @@ func New(opts Options) (*Gateway, error) {
 	lim := opts.Config.Gateway.Limits
 	g.gate = &connGate{max: lim.MaxConnections, maxPerIP: lim.MaxConnectionsPerIP, perIP: map[string]int{}}
 	g.mux = http.NewServeMux()
-	g.mux.HandleFunc("GET /{$}", g.serveIndex)
+	g.mountDashboard(g.mux)
 	g.mux.HandleFunc("GET /ws", g.serveWS)
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
 	if opts.Sim != nil {
@@ -216,17 +216,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.relays.Shutdown(ctx)
 	g.devices.Close()
 	return err
-}
-
-func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>edgegate %s</title>
-<h1>edgegate %s</h1><p>WebSocket endpoint: <code>/ws</code> (subprotocols: %s). Health: <a href="/healthz">/healthz</a>.</p>`,
-		htmlEscape(g.cfg.Gateway.ID), htmlEscape(g.version), strings.Join(g.supported(), ", "))
-}
-
-func htmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
 func (g *Gateway) supported() []string {
