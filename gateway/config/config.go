@@ -93,6 +93,10 @@ type APIKey struct {
 	Line int    `yaml:"-"`    // line of the list item
 }
 
+// MinSecretBytes is the shortest auth.secret and API key accepted (the
+// same floor as the token signer's).
+const MinSecretBytes = 16
+
 // Roles of API keys and tokens.
 const (
 	RoleViewer   = "viewer"

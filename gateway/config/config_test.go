@@ -159,10 +159,13 @@ func compareFields(t *testing.T, path string, got, want reflect.Value) {
 
 // TestExampleVerbatim: CONFIG.md's example uses the same placeholder for
 // both API keys, which is refused, as two keys that are the same would be
-// in a real file (which role would the key have?).
+// in a real file (which role would the key have?), and as a key that short
+// would be.
 func TestExampleVerbatim(t *testing.T) {
 	_, err := Parse("ex.yaml", []byte(example))
-	want := `ex.yaml:21: auth.keys[1].key: the same key as auth.keys[0] "backend" (line 20); every key must be different`
+	want := `ex.yaml:20: auth.keys[0].key: too short (3 characters) to be safe against guessing; use at least 16, e.g. the output of: head -c 24 /dev/urandom | base64
+ex.yaml:21: auth.keys[1].key: too short (3 characters) to be safe against guessing; use at least 16, e.g. the output of: head -c 24 /dev/urandom | base64
+ex.yaml:21: auth.keys[1].key: the same key as auth.keys[0] "backend" (line 20); every key must be different`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
@@ -244,7 +247,7 @@ gateway:
     requests_per_second: 2.5
 auth:
   enabled: false
-  secret: inline-secret
+  secret: inline-secret-of-24-by
 relays:
   - name: a
     driver: i2c-relay
@@ -272,7 +275,7 @@ upstream: {url: "wss://b.example:443/x?y=1", token: t, buffer_max_bytes: 1_000, 
 		len(g.AllowedOrigins) != 2 || g.Limits.RequestsPerSecond != 2.5 || g.TLS != nil {
 		t.Errorf("gateway %+v", g)
 	}
-	if c.Auth.Secret != "inline-secret" || c.Auth.Enabled {
+	if c.Auth.Secret != "inline-secret-of-24-by" || c.Auth.Enabled {
 		t.Errorf("auth %+v", c.Auth)
 	}
 	if r := c.Relays[0]; r.Address != 0x20 || r.Bus != "1" || !r.ActiveLow || r.Channel != 8 || r.Line != 16 {
@@ -728,14 +731,14 @@ relays:
 		`auth:
   enabled: true
   keys:
-    - {name: ops, key: k1, role: admin}
+    - {name: ops, key: key-one-0123456789, role: admin}
 `,
 		"t.yaml:4: auth.keys[0].role: want one of viewer, operator, got \"admin\""},
 	{"role missing",
 		`auth:
   enabled: true
   keys:
-    - {name: ops, key: k1}
+    - {name: ops, key: key-one-0123456789}
 `,
 		"t.yaml:4: auth.keys[0].role: missing; use viewer or operator"},
 	{"key missing",
@@ -981,15 +984,15 @@ t.yaml:3: relays[1].interlock: group name "my valves" may only contain letters, 
 	{"duplicate key names",
 		`auth:
   keys:
-    - {name: ops, key: k1, role: operator}
-    - {name: ops, key: k2, role: viewer}
+    - {name: ops, key: key-one-0123456789, role: operator}
+    - {name: ops, key: key-two-0123456789, role: viewer}
 `,
 		"t.yaml:4: auth.keys[1].name: \"ops\" is also the name of auth.keys[0] (line 3); names must be unique"},
 	{"duplicate key values",
 		`auth:
   keys:
-    - {name: ops, key: same-key, role: operator}
-    - {name: dash, key: same-key, role: viewer}
+    - {name: ops, key: same-key-0123456789, role: operator}
+    - {name: dash, key: same-key-0123456789, role: viewer}
 `,
 		"t.yaml:4: auth.keys[1].key: the same key as auth.keys[0] \"ops\" (line 3); every key must be different"},
 	{"tls without key",

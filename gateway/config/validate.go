@@ -280,8 +280,8 @@ func (p *parser) checkAuth(a *Auth) {
 	if p.present("auth.secret") && p.present("auth.secret_file") {
 		p.fieldf("auth.secret_file", al, "set either secret or secret_file, not both")
 	} else {
-		if p.present("auth.secret") {
-			p.need("auth.secret", a.Secret, al, "give the HMAC key for signed tokens, or leave secret out")
+		if p.present("auth.secret") && p.need("auth.secret", a.Secret, al, "give the HMAC key for signed tokens, or leave secret out") && len(a.Secret) < MinSecretBytes {
+			p.fieldf("auth.secret", al, "too short (%d bytes) to sign tokens safely; use at least %d random bytes, e.g. the output of: head -c 32 /dev/urandom | base64", len(a.Secret), MinSecretBytes)
 		}
 		if p.present("auth.secret_file") {
 			p.need("auth.secret_file", a.SecretFile, al, "give the file holding the HMAC key for signed tokens, or leave secret_file out")
@@ -302,6 +302,9 @@ func (p *parser) checkAuth(a *Auth) {
 			}
 		}
 		if p.need(item+".key", k.Key, k.Line, "give the key clients present (a long random string)") {
+			if len(k.Key) < MinSecretBytes {
+				p.errorf(p.line(item+".key", k.Line), item+".key", "too short (%d characters) to be safe against guessing; use at least %d, e.g. the output of: head -c 24 /dev/urandom | base64", len(k.Key), MinSecretBytes)
+			}
 			if o, dup := keys[k.Key]; dup {
 				p.fieldf(item+".key", k.Line, "the same key as %s; every key must be different", o)
 			} else {
