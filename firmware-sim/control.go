@@ -40,10 +40,15 @@ func Handler(h *Hardware) http.Handler {
 			Name   string `json:"name"`
 			Output bool   `json:"output"`
 			Level  string `json:"level"`
+			Stuck  string `json:"stuck,omitempty"` // high or low when stuck
 		}
 		var out []pinView
 		for _, p := range g.Pins() {
-			out = append(out, pinView{Name: p.Name(), Output: p.IsOutput(), Level: levelWord(p.Read())})
+			v := pinView{Name: p.Name(), Output: p.IsOutput(), Level: levelWord(p.Read())}
+			if l, stuck := p.Stuck(); stuck {
+				v.Stuck = levelWord(l)
+			}
+			out = append(out, v)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)

@@ -148,7 +148,7 @@ func TestDemoThroughDriver(t *testing.T) {
 		t.Fatalf("first sample %v, want 1 (pulled up)", v)
 	}
 	h.runDemo(&config.Config{Sensors: []config.Sensor{sc}},
-		demoTiming{minGap: 100 * time.Millisecond, maxGap: 150 * time.Millisecond, maxBounces: 1, bounceGap: 500 * time.Microsecond})
+		demoTiming{minGap: 400 * time.Millisecond, maxGap: 500 * time.Millisecond, maxBounces: 1, bounceGap: 500 * time.Microsecond})
 	pin := h.GPIO.Pin("GPIO27")
 	const changes = 5
 	for i := range changes {

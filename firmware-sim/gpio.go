@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,9 +36,17 @@ func NewGPIO(journal io.Writer) *GPIO {
 	return &GPIO{pins: map[string]*Pin{}, journal: journal}
 }
 
-// Pin returns the pin with the given name (case-insensitive), creating it.
+// Pin returns the pin with the given name (case-insensitive; a bare number
+// is the GPIO of that number, as for the configuration loader: "17" is
+// GPIO17), creating it.
 func (g *GPIO) Pin(name string) *Pin {
-	key := strings.ToUpper(name)
+	key := strings.ToUpper(strings.TrimSpace(name))
+	if _, err := strconv.Atoi(key); err == nil {
+		key = "GPIO" + strings.TrimLeft(key, "0")
+		if key == "GPIO" {
+			key = "GPIO0"
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p, ok := g.pins[key]
@@ -233,6 +242,16 @@ func (p *Pin) SetFailing(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failOut = err
+}
+
+// Stuck reports whether the pin is stuck, and at which level.
+func (p *Pin) Stuck() (gpio.Level, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stuck == nil {
+		return gpio.Low, false
+	}
+	return *p.stuck, true
 }
 
 // Unstick clears a stuck level.

@@ -67,3 +67,18 @@ func TestControlAPI(t *testing.T) {
 		t.Fatal("failing pin")
 	}
 }
+
+func TestPinNamesAsTheLoaderReadsThem(t *testing.T) {
+	g := NewGPIO(nil)
+	if g.Pin("17") != g.Pin("GPIO17") || g.Pin("gpio17") != g.Pin("017") {
+		t.Fatal(`"17", "017", "gpio17" and "GPIO17" must be one pin`)
+	}
+	p := g.Pin("GPIO5")
+	if _, stuck := p.Stuck(); stuck {
+		t.Fatal("new pin stuck")
+	}
+	p.SetStuck(gpio.High)
+	if l, stuck := p.Stuck(); !stuck || l != gpio.High {
+		t.Fatal("Stuck does not report the stuck level")
+	}
+}

@@ -212,6 +212,8 @@ type Upstream struct {
 const (
 	DefaultListen = "127.0.0.1:8080"
 	DefaultBaud   = 115200
+	// USBRelayChannels is the most channels an LCUS-type USB relay module has.
+	USBRelayChannels = 8
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
 	DefaultUSBRelayBaud = 9600
 	defaultMaxPulse     = Duration(60 * time.Second)

@@ -1,6 +1,9 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // An i2c-relay relay is active-low unless the file says otherwise; other
 // drivers keep active_low false by default.
@@ -37,5 +40,16 @@ devices:
 		if got := cfg.Devices[i].Baud; got != want {
 			t.Errorf("devices[%d] (%s): baud %d, want %d", i, cfg.Devices[i].Name, got, want)
 		}
+	}
+}
+
+func TestUSBRelayChannelRange(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("relays:\n  - {name: lamp, driver: usb-relay, port: /dev/ttyUSB0, channel: 9}\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:2: relays[0].channel: LCUS USB relay modules have channels 1 to 8, got 9") {
+		t.Fatalf("channel 9 of a usb-relay: %v", err)
+	}
+	_, err = Parse("t.yaml", []byte("relays:\n  - {name: x, driver: i2c-relay, bus: /dev/i2c-1, address: 0x20, chip: pcf8574, channel: 1, pin: GPIO4}\n"))
+	if err == nil || !strings.Contains(err.Error(), "an i2c-relay relay takes no pin") {
+		t.Fatalf("article: %v", err)
 	}
 }

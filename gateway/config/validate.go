@@ -174,7 +174,7 @@ func (p *parser) checkDriver(item, kind, driver string, line int, drivers []stri
 	for _, key := range all {
 		fpath := item + "." + key
 		if p.present(fpath) && p.use(fpath) && !slices.Contains(common, key) && !slices.Contains(takes, key) {
-			p.fieldf(fpath, line, "a %s %s takes no %s (its own fields: %s); remove it or change the driver", driver, kind, key, strings.Join(takes, ", "))
+			p.fieldf(fpath, line, "%s %s %s takes no %s (its own fields: %s); remove it or change the driver", article(driver), driver, kind, key, strings.Join(takes, ", "))
 		}
 	}
 	return true
@@ -415,7 +415,7 @@ func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config,
 		if !p.use(fmt.Sprintf("devices[%d].driver", i)) {
 			return false
 		}
-		p.fieldf(path, line, "%q is a %s device (devices[%d], line %d); a %s %s needs a %s device", dev, d.Driver, i, d.Line, driver, kind, driver)
+		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); %s %s %s needs %s %s device", dev, article(d.Driver), d.Driver, i, d.Line, article(driver), driver, kind, article(driver), driver)
 		return false
 	}
 	return true
@@ -522,8 +522,12 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 					}
 				}
 			}
-			if p.needChannel(item, x.Channel, x.Line, "channel: 1") && port != "" {
-				p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
+			if p.needChannel(item, x.Channel, x.Line, "channel: 1") {
+				if x.Channel > USBRelayChannels {
+					p.fieldf(item+".channel", x.Line, "LCUS USB relay modules have channels 1 to %d, got %d", USBRelayChannels, x.Channel)
+				} else if port != "" {
+					p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
+				}
 			}
 		case DriverI2CRelay:
 			okBus := p.need(item+".bus", x.Bus, x.Line, "an i2c-relay relay needs its I2C bus, e.g. bus: /dev/i2c-1")
@@ -660,4 +664,13 @@ func (p *parser) checkUpstream(u *Upstream) {
 		p.fieldf("upstream.buffer_max_bytes", ul, "must be more than 0, got %v", u.BufferMaxBytes)
 	}
 	p.oneOf("upstream.fsync", u.Fsync, ul, "always", "batch", "never")
+}
+
+// article is "an" before a driver name read with a vowel sound (an
+// i2c-relay, but a usb-relay), else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeio", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
