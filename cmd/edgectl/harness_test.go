@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests run edgectl (in process, through run, and once as a built
+// binary) against the real edgegate binary, built here, on loopback.
+
+var (
+	gatewayBin string // edgegate
+	edgectlBin string // this command
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgectl-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	gatewayBin = filepath.Join(dir, "edgegate")
+	edgectlBin = filepath.Join(dir, "edgectl")
+	for _, b := range []struct{ out, pkg string }{{gatewayBin, "../edgegate"}, {edgectlBin, "."}} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// gatewayProc is one running edgegate.
+type gatewayProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	out    *syncBuffer
+	exited chan struct{}
+}
+
+var urlRe = regexp.MustCompile(`url=https?://([0-9.:\[\]]+)/`)
+
+// Test credentials of testConfig.
+const (
+	operatorKey = "operator-key-for-edgectl-tests"
+	viewerKey   = "viewer-key-for-edgectl-tests"
+	testSecret  = "a-secret-of-more-than-sixteen-bytes"
+)
+
+// testConfig has auth on (two API keys and a token secret), four GPIO
+// relays (two interlocked) and two sensors, all on simulated buses.
+func testConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.key")
+	if err := os.WriteFile(secret, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`gateway:
+  id: edgectl-test
+auth:
+  enabled: true
+  secret_file: %s
+  keys:
+    - {name: ops, key: %s, role: operator}
+    - {name: view, key: %s, role: viewer}
+relays:
+  - {name: pump, driver: gpio, pin: GPIO17, active_low: true}
+  - {name: valve_open, driver: gpio, pin: GPIO22, interlock: valves}
+  - {name: valve_close, driver: gpio, pin: GPIO23, interlock: valves}
+  - {name: door, driver: gpio, pin: GPIO24, max_pulse: 5s}
+sensors:
+  - {name: room, driver: bme280, bus: /dev/i2c-1, address: 0x76, interval: 50ms}
+  - {name: wave, driver: sim-wave, interval: 10ms, period: 1s}
+`, secret, operatorKey, viewerKey)
+	path := filepath.Join(dir, "edgegate.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startGateway runs edgegate --sim with testConfig on a free loopback port.
+func startGateway(t *testing.T) *gatewayProc {
+	t.Helper()
+	p := &gatewayProc{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(gatewayBin, "--sim", "--config", testConfig(t), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("edgegate output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := urlRe.FindStringSubmatch(p.out.String()); m != nil {
+			p.addr = m[1]
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("edgegate exited before serving:\n%s", p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("edgegate did not start serving:\n%s", p.out.String())
+	return nil
+}
+
+func (p *gatewayProc) url() string { return "ws://" + p.addr + "/ws" }
+
+// stop sends SIGTERM and waits for the exit.
+func (p *gatewayProc) stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("edgegate did not exit within 15 s of SIGTERM")
+	}
+}
+
+// sim posts to the simulator's control API.
+func (p *gatewayProc) sim(path string) {
+	p.t.Helper()
+	resp, err := http.Post("http://"+p.addr+path, "text/plain", nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		p.t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+}
+
+// result is one edgectl run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// edgectl runs edgectl in process with env as its whole environment.
+func edgectl(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	return edgectlCtx(context.Background(), t, env, args...)
+}
+
+func edgectlCtx(ctx context.Context, t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errOut syncBuffer
+	code := run(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	return result{code, out.String(), errOut.String()}
+}
+
+// as is the environment of a client of p with the given token.
+func as(p *gatewayProc, token string) map[string]string {
+	return map[string]string{"EDGEGATE_URL": p.url(), "EDGEGATE_TOKEN": token}
+}
+
+func mustContain(t *testing.T, r result, where, want string) {
+	t.Helper()
+	s := r.stdout
+	if where == "stderr" {
+		s = r.stderr
+	}
+	if !strings.Contains(s, want) {
+		t.Fatalf("%s does not contain %q:\n%v", where, want, r)
+	}
+}
