@@ -55,7 +55,25 @@ type subWant struct {
 	on     bool
 	binary bool
 	minGap int64 // ns between delivered samples (max_hz); 0 = every sample
-	last   int64 // ts of the last delivered sample
+	next   int64 // nominal ts of the next delivery
+}
+
+// decimate reports whether a sample at ts goes to this subscriber under
+// max_hz. Deliveries keep a cadence of minGap, and a sample up to a quarter
+// of minGap early still counts as on time: samplers tick with jitter, so a
+// strict gap would skip every other sample of a sensor whose rate equals
+// max_hz. The rate never exceeds max_hz on average, and two deliveries are
+// never closer than three quarters of minGap.
+func (w *subWant) decimate(ts int64) bool {
+	if w.minGap <= 0 {
+		return true
+	}
+	if w.next != 0 && ts < w.next-w.minGap/4 {
+		return false
+	}
+	// Keep the cadence; after a pause in the samples, restart it here.
+	w.next = max(w.next+w.minGap, ts+w.minGap)
+	return true
 }
 
 // subscriber is one sensor-stream connection's subscription state.
@@ -77,6 +95,10 @@ type hub struct {
 	mu   sync.Mutex
 	seq  uint64
 	subs []*subscriber
+	// tap, when set (before start), gets every encoded sample (seq > 0)
+	// and sensor_error (seq 0), under mu and in seq order: the uplink's
+	// way in. It must not block.
+	tap func(seq uint64, msg []byte)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -115,6 +137,14 @@ func (h *hub) closeDrivers() {
 	for _, d := range h.devices {
 		d.drv.Close()
 	}
+}
+
+// startSeqAfter makes the next sample's seq last+1, so that numbering
+// continues across restarts. Call before start.
+func (h *hub) startSeqAfter(last uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq = max(h.seq, last)
 }
 
 // start runs one sampler per device until stop.
@@ -217,6 +247,9 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	old := e.latest
 	e.latest = s
 	h.fanOutLocked(s, true)
+	if h.tap != nil {
+		h.tap(s.seq, s.text)
+	}
 	h.mu.Unlock()
 	if old != nil {
 		old.release()
@@ -239,6 +272,9 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 		s.index, s.isErr, s.tsNano = uint32(e.info.Index), true, at.UnixNano()
 		s.text = protocol.AppendSensorError(s.text[:0], e.info.Name, msg, at.UnixMilli())
 		h.fanOutLocked(s, false)
+		if h.tap != nil {
+			h.tap(0, s.text)
+		}
 		s.release()
 	}
 }
@@ -249,11 +285,8 @@ func (h *hub) fanOutLocked(s *sample, decimate bool) {
 		if !w.on {
 			continue
 		}
-		if decimate && w.minGap > 0 {
-			if w.last != 0 && s.tsNano-w.last < w.minGap {
-				continue
-			}
-			w.last = s.tsNano
+		if decimate && !w.decimate(s.tsNano) {
+			continue
 		}
 		s.refs.Add(1)
 		sub.out.mu.Lock()
@@ -317,12 +350,25 @@ func (h *hub) subscribe(sub *subscriber, entries []*sensorEntry, binary bool, mi
 		sub.want[e.info.Index] = subWant{on: true, binary: binary, minGap: minGap}
 		if s := e.latest; s != nil {
 			s.refs.Add(1)
-			sub.want[e.info.Index].last = s.tsNano
+			sub.want[e.info.Index].decimate(s.tsNano)
 			sub.out.pushSampleLocked(s, binary)
 		}
 	}
 	sub.out.mu.Unlock()
 	sub.out.wake()
+}
+
+// subscribed returns the entries that sub is subscribed to.
+func (h *hub) subscribed(sub *subscriber, entries []*sensorEntry) []*sensorEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*sensorEntry
+	for _, e := range entries {
+		if sub.want != nil && sub.want[e.info.Index].on {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // unsubscribe removes sensors, drops their queued samples, and queues the reply.

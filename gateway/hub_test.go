@@ -69,12 +69,13 @@ func TestHubSnapshotDropsAndDecimation(t *testing.T) {
 		q.s.release()
 	}
 
-	// Decimation: max_hz 100 → at most one sample per 10 ms; 40 ms of 1 kHz
-	// samples leave 4 (the queue holds 4, so none is dropped).
+	// Decimation: max_hz 100 → one sample per 10 ms on average (each up to
+	// 2.5 ms early); 36 ms of 1 kHz samples leave 4, at 0, 8, 18 and 28 ms
+	// (the queue holds 4, so none is dropped).
 	dec := &subscriber{out: newOutbox()}
 	h.subscribe(dec, h.sensors[1:], true, int64(10*time.Millisecond), ctrlMsg{})
 	drain(dec.out)
-	for i := 0; i < 40; i++ {
+	for i := 0; i < 36; i++ {
 		h.publish(d, 1, float64(i), t0.Add(time.Second+time.Duration(i)*time.Millisecond))
 	}
 	_, got, _ = drain(dec.out)
@@ -124,5 +125,34 @@ func BenchmarkHubFanOut100(b *testing.B) {
 			}
 			buf = buf[:0]
 		}
+	}
+}
+
+// max_hz equal to a sensor's rate passes every sample despite jitter, and a
+// faster sensor is held to max_hz on average.
+func TestDecimateCadence(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	w := subWant{minGap: 1000 * ms}
+	// A 1 Hz sensor whose ticks come up to 30 ms early or late.
+	passed := 0
+	for i, jitter := range []int64{0, -30, 20, -10, -30, 25, 0, -29, 5, -30} {
+		if w.decimate(int64(i)*1000*ms + jitter*ms) {
+			passed++
+		}
+	}
+	if passed != 10 {
+		t.Fatalf("%d of 10 samples at max_hz passed", passed)
+	}
+	// A 1.3 Hz sensor under max_hz 1 for 100 s: at most 101 pass (the
+	// cadence restarts after each late sample, so somewhat fewer do).
+	w = subWant{minGap: 1000 * ms}
+	passed = 0
+	for ts := int64(0); ts < 100_000*ms; ts += 769 * ms {
+		if w.decimate(ts) {
+			passed++
+		}
+	}
+	if passed > 101 || passed < 85 {
+		t.Fatalf("%d samples passed in 100 s at max_hz 1", passed)
 	}
 }

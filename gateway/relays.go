@@ -62,10 +62,11 @@ type relayService struct {
 	relays []*relayEntry
 	byName map[string]*relayEntry
 
-	mu     sync.Mutex
-	sinks  map[eventSink]struct{}
-	closed bool
-	evbuf  []byte
+	mu      sync.Mutex
+	sinks   map[eventSink]struct{}
+	closed  bool
+	started bool // every relay has been driven to its initial state
+	evbuf   []byte
 }
 
 func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error) {
@@ -119,6 +120,9 @@ func (s *relayService) start(ctx context.Context, initial func(config.Relay) boo
 		}
 		e.lock.Unlock()
 	}
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
 }
 
 func (s *relayService) closeDrivers() {
@@ -400,8 +404,8 @@ func (s *relayService) deviceChanged(e *relayEntry, rep drivers.Reporter) {
 	on, known := rep.DeviceState()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || !known {
-		return
+	if s.closed || !s.started || !known {
+		return // before start, the initial state is about to be driven anyway
 	}
 	s.recordLocked(e, on, protocol.SourceDevice)
 }

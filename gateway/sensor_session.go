@@ -61,6 +61,9 @@ func (s *sensorSession) handle(payload []byte) {
 		}
 		return
 	}
+	if req.Op == "unsubscribe" {
+		entries = s.g.hub.subscribed(s.sub, entries) // the reply names those removed
+	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
 		names[i] = e.info.Name

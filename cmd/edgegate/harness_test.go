@@ -285,14 +285,14 @@ func (c *client) read() map[string]any {
 	return m
 }
 
-// call sends a request and returns its reply, collecting any events that
-// arrive before it.
+// call sends a request and returns its reply (the next message with "ok"),
+// collecting the events and samples that arrive before it.
 func (c *client) call(req map[string]any) (reply map[string]any, events []map[string]any) {
 	c.t.Helper()
 	c.send(req)
 	for {
 		m := c.read()
-		if _, isEvent := m["event"]; isEvent {
+		if _, isReply := m["ok"]; !isReply {
 			events = append(events, m)
 			continue
 		}

@@ -92,8 +92,9 @@ func TestSensorStreamJSONAndBinary(t *testing.T) {
 		}
 		lastSeq = seq
 	}
+	// unsubscribe names only what it removed: slow.value, not wave.value.
 	reply, _ = c.call(map[string]any{"op": "unsubscribe", "sensors": []string{"*"}})
-	if reply["ok"] != true {
+	if reply["ok"] != true || len(reply["sensors"].([]any)) != 1 || reply["sensors"].([]any)[0] != "slow.value" {
 		t.Fatalf("unsubscribe: %v", reply)
 	}
 	c.expectSilence(500 * time.Millisecond)
