@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Runs edgegate's benchmarks and writes docs/benchmarks.md with SVG plots
+# in docs/bench/.
+#
+#   scripts/bench.sh [--quick]
+#
+# Builds the gateway, cmd/edgebench and the gorilla/websocket baseline
+# (bench/baseline, a module of its own), then, on loopback:
+#   floor   raw TCP echo round trips (inside edgebench)
+#   rtt     relay-control set/ack round trips, gateway and baseline
+#   fanout  sensor-stream subscribers at 100 Hz, gateway and baseline
+#   fanout  saturation: subscribers at 1 kHz, gateway and baseline
+#   idle    idle connections: RSS per connection, gateway and baseline
+#   go test -bench -benchmem of the hot paths (allocs/op)
+# Servers run with GODEBUG=gctrace=1; their GC pauses go into the report.
+# --quick runs CI-sized loads of a few seconds each (figures indicative only).
+# Environment: BENCH_PORT (default 38080; the baseline uses BENCH_PORT+1),
+# BENCH_OUT (a directory to keep raw results in; default a temporary one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+mode=full
+case "${1:-}" in
+  --quick) mode=quick ;;
+  "" | --full) ;;
+  *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+esac
+
+port=${BENCH_PORT:-38080}
+bport=$((port + 1))
+out=${BENCH_OUT:-$(mktemp -d /tmp/edgebench.XXXXXX)}
+mkdir -p "$out/results" "$out/bin"
+res=$out/results
+echo "raw results in $out"
+
+if [ "$mode" = quick ]; then
+  dur=2s warm=500ms
+  floor_n=1,4 rtt_n=1,4
+  fan_n=10,100 sat_n=10,50
+  idle_n=100,500 idle_settle=1s
+else
+  dur=5s warm=1s
+  floor_n=1,10,50 rtt_n=1,10,50
+  fan_n=100,500,1000,2000 sat_n=50,100,200,400,800
+  idle_n=1000,2500,5000,10000 idle_settle=3s
+fi
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build"
+go build -o "$out/bin/edgegate" ./cmd/edgegate
+go build -o "$out/bin/edgebench" ./cmd/edgebench
+(cd bench/baseline && go build -o "$out/bin/baseline" .)
+bench=$out/bin/edgebench
+
+# Each server gets as many open files as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" -lt 10100 ] && [ "$mode" = full ]; then
+  echo "the open-file hard limit is $(ulimit -Hn); 10,000 idle connections need more (raise it, e.g. in /etc/security/limits.conf)" >&2
+  exit 1
+fi
+
+# gateway_config INTERVAL: 16 GPIO relays r0..r15 and one sim-wave sensor
+# (one sensor only, so that its samples' seq has no gaps but real drops).
+gateway_config() {
+  local f=$out/gateway-$1.yaml
+  {
+    echo "gateway:"
+    echo "  id: edgebench"
+    echo "  listen: 127.0.0.1:$port"
+    echo "  compression: false"
+    echo "  heartbeat: {interval: 15s, timeout: 45s}"
+    echo "  limits: {max_connections: 20000, max_connections_per_ip: 20000, requests_per_second: 1000000, subscriber_queue: 1024}"
+    echo "relays:"
+    local i
+    for i in $(seq 0 15); do
+      echo "  - {name: r$i, driver: gpio, pin: GPIO$((i + 4))}"
+    done
+    echo "sensors:"
+    echo "  - {name: wave, driver: sim-wave, interval: $1, period: 1s}"
+  } >"$f"
+  echo "$f"
+}
+relays=$(seq -s, 0 15 | sed 's/\([0-9]\+\)/r\1/g')
+
+gw_pid="" bl_pid=""
+stop_servers() {
+  for p in $gw_pid $bl_pid; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in $gw_pid $bl_pid; do
+    wait "$p" 2>/dev/null || true
+  done
+  gw_pid="" bl_pid=""
+}
+trap stop_servers EXIT
+
+wait_up() { # URL PID
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$2" 2>/dev/null || { echo "server $2 for $1 exited; see the logs in $out" >&2; exit 1; }
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server at $1 did not come up; see the logs in $out" >&2
+  exit 1
+}
+
+# start_servers PHASE INTERVAL RATE_HZ
+start_servers() {
+  local cfg
+  cfg=$(gateway_config "$2")
+  rm -rf "$out/data-$1"
+  GODEBUG=gctrace=1 "$out/bin/edgegate" --sim --config "$cfg" --data-dir "$out/data-$1" --log-level warn \
+    >"$out/gateway-$1.out" 2>"$res/gc-gateway-$1.log" &
+  gw_pid=$!
+  GODEBUG=gctrace=1 "$out/bin/baseline" -listen "127.0.0.1:$bport" -rate "$3" -relays 16 \
+    >"$out/baseline-$1.out" 2>"$res/gc-gorilla-$1.log" &
+  bl_pid=$!
+  wait_up "http://127.0.0.1:$port/healthz" "$gw_pid"
+  wait_up "http://127.0.0.1:$bport/healthz" "$bl_pid"
+}
+
+# Refuse to start beside another server on our ports: its /healthz would
+# answer for ours and the run would measure the wrong process.
+for p in "$port" "$bport"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "port $p is in use; set BENCH_PORT to a free port (the baseline uses BENCH_PORT+1)" >&2
+    exit 1
+  fi
+done
+
+gw=ws://127.0.0.1:$port/ws
+bl=ws://127.0.0.1:$bport/ws
+common=(-duration "$dur" -warmup "$warm")
+
+step "floor and rtt"
+start_servers rtt 10ms 100
+"$bench" floor -n "$floor_n" "${common[@]}" -out "$res/floor.json"
+"$bench" rtt -url "$gw" -server gateway -n "$rtt_n" -relays "$relays" "${common[@]}" -out "$res/rtt-gateway.json"
+"$bench" rtt -url "$bl" -server gorilla -n "$rtt_n" -relays "$relays" "${common[@]}" -out "$res/rtt-gorilla.json"
+stop_servers
+
+step "fanout at 100 Hz"
+start_servers fanout 10ms 100
+"$bench" fanout -url "$gw" -server gateway -label 100hz -rate 100 -n "$fan_n" "${common[@]}" -out "$res/fanout-gateway.json"
+"$bench" fanout -url "$bl" -server gorilla -label 100hz -rate 100 -n "$fan_n" "${common[@]}" -out "$res/fanout-gorilla.json"
+stop_servers
+
+step "fanout saturation at 1 kHz"
+start_servers saturation 1ms 1000
+"$bench" fanout -url "$gw" -server gateway -label saturation -rate 1000 -n "$sat_n" "${common[@]}" -out "$res/saturation-gateway.json"
+"$bench" fanout -url "$bl" -server gorilla -label saturation -rate 1000 -n "$sat_n" "${common[@]}" -out "$res/saturation-gorilla.json"
+stop_servers
+
+step "idle connections"
+start_servers idle 10ms 100
+"$bench" idle -url "$gw" -server gateway -pid "$gw_pid" -n "$idle_n" -settle "$idle_settle" \
+  -metrics "http://127.0.0.1:$port/metrics" -out "$res/idle-gateway.json"
+"$bench" idle -url "$bl" -server gorilla -pid "$bl_pid" -n "$idle_n" -settle "$idle_settle" -out "$res/idle-gorilla.json"
+stop_servers
+
+step "hot-path allocations (go test -bench -benchmem)"
+{
+  go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol
+  go test -run XXX -bench BenchmarkHubFanOut100 -benchmem ./gateway
+} 2>&1 | tee "$res/benchmem.txt"
+
+step "report"
+"$bench" report -results "$res" -mode "$mode" -out docs/benchmarks.md -svg docs/bench
+echo "wrote docs/benchmarks.md and docs/bench/*.svg (raw results in $out)"
