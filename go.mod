@@ -3,8 +3,10 @@ module github.com/edgegate/edgegate
 go 1.26.8
 
 require (
+	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/creack/pty v1.1.24
+	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
 	go.bug.st/serial v1.8.0
 	golang.org/x/sys v0.43.0
@@ -14,8 +16,4 @@ require (
 	periph.io/x/host/v3 v3.8.5
 )
 
-require (
-	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/gobwas/httphead v0.1.0 // indirect
-)
+require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect

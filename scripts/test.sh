@@ -48,6 +48,11 @@ rm -f /tmp/edgegate-go.mod.$$ /tmp/edgegate-go.sum.$$
 step "go test -race ./..."
 go test -race -count=1 -timeout 15m ./...
 
+step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
+go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
+go test -run '^$' -fuzz '^FuzzDecodeRequest$' -fuzztime 10s ./protocol
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./gateway/config
+
 # --- ARM builds ----------------------------------------------------------------
 step "static ARM builds"
 dist=$(mktemp -d)

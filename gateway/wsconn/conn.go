@@ -4,8 +4,13 @@
 // handshake, and writes frames under one lock so that a pong sent by the
 // reader never interleaves a frame of the writer.
 //
+// With permessage-deflate negotiated (Config.Deflate, see deflate.go),
+// compressed messages are inflated as they arrive, bounded on their inflated
+// size, and messages of at least Deflate.MinSize bytes are sent compressed.
+//
 // One goroutine reads (ReadMessage); any goroutine may write. Buffers are the
-// connection's own and reused, so the steady state allocates nothing.
+// connection's own and reused, so the steady state allocates nothing (for
+// uncompressed traffic; compress/flate allocates a little per message).
 package wsconn
 
 import (
@@ -36,6 +41,10 @@ type Config struct {
 	// Client makes this the client side: frames written are masked and
 	// frames read must not be.
 	Client bool
+	// Deflate, when not nil, is the permessage-deflate negotiated in the
+	// handshake (DeflateNegotiator.Accepted on a server). Without it a
+	// frame with RSV1 set is a protocol violation.
+	Deflate *Deflate
 }
 
 // closeLinger is how long a closing connection waits for the peer's close
@@ -77,6 +86,9 @@ type Conn struct {
 	msg      []byte
 	utf8Done int // bytes of msg known to be valid UTF-8
 
+	// z is the permessage-deflate state; nil when not negotiated.
+	z *deflateState
+
 	// closing is set once our close frame is sent (or being sent); from
 	// then on the reader discards data and waits until lingerUntil (Unix
 	// nanoseconds) for the peer's close frame.
@@ -97,7 +109,11 @@ func New(nc net.Conn, br *bufio.Reader, cfg Config) *Conn {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, 512)
 	}
-	return &Conn{nc: nc, br: br, cfg: cfg}
+	c := &Conn{nc: nc, br: br, cfg: cfg}
+	if cfg.Deflate != nil {
+		c.z = newDeflateState(cfg.Deflate, cfg.Client)
+	}
+	return c
 }
 
 // NetConn is the underlying connection.
@@ -121,15 +137,9 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 	c.msg = c.msg[:0]
 	c.utf8Done = 0
 	for {
-		if err := c.armReadDeadline(); err != nil {
-			return 0, nil, err
-		}
-		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
+		h, err := c.readHeader()
 		if err != nil {
-			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return 0, nil, c.fail(ws.StatusProtocolError, "bad frame length")
-			}
-			return 0, nil, c.readErr(err)
+			return 0, nil, err
 		}
 		if code, why := c.checkHeader(h, op); code != 0 {
 			return 0, nil, c.failSkipping(code, why, h.Length)
@@ -140,39 +150,90 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 			}
 			continue
 		}
-		closing := c.closing.Load()
-		if max := c.cfg.MaxMessageBytes; max > 0 && int64(len(c.msg))+h.Length > int64(max) {
-			return 0, nil, c.failSkipping(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", max), h.Length)
-		}
 		if h.OpCode != ws.OpContinuation {
 			op = h.OpCode
 		}
-		start := len(c.msg)
-		if err := c.readPayload(h.Length); err != nil {
-			return 0, nil, c.readErr(err)
-		}
-		if h.Masked {
-			ws.Cipher(c.msg[start:], h.Mask, 0)
-		}
-		if closing {
+		if c.closing.Load() {
 			// After our close frame, data is discarded until the peer's.
-			c.msg = c.msg[:0]
-			op = 0
+			if err := c.skip(h.Length); err != nil {
+				return 0, nil, c.readErr(err)
+			}
+			c.msg, c.utf8Done = c.msg[:0], 0
+			if h.Fin {
+				op = 0
+			}
 			continue
 		}
-		if op == ws.OpText && !c.checkUTF8(h.Fin) {
-			return 0, nil, c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+		if h.Rsv&rsv1 != 0 {
+			// checkHeader let it through: permessage-deflate is on and
+			// this is the first frame of a message.
+			p, err := c.readCompressed(h, op)
+			if err != nil {
+				return 0, nil, err
+			}
+			if c.closing.Load() {
+				c.msg, c.utf8Done, op = c.msg[:0], 0, 0
+				continue
+			}
+			return op, p, nil
+		}
+		if max := c.cfg.MaxMessageBytes; max > 0 && int64(len(c.msg))+h.Length > int64(max) {
+			return 0, nil, c.failSkipping(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", max), h.Length)
+		}
+		if err := c.readPayload(h, op == ws.OpText); err != nil {
+			return 0, nil, err
 		}
 		if h.Fin {
+			if op == ws.OpText && !c.checkUTF8(true) {
+				return 0, nil, c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+			}
 			return op, c.msg, nil
 		}
 	}
+}
+
+// readHeader reads the next frame header, giving the peer IdleTimeout (or,
+// once closing, until the linger deadline) to send it.
+func (c *Conn) readHeader() (ws.Header, error) {
+	if err := c.armReadDeadline(); err != nil {
+		return ws.Header{}, err
+	}
+	h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
+	if err != nil {
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			return h, c.fail(ws.StatusProtocolError, "bad frame length")
+		}
+		return h, c.readErr(err)
+	}
+	return h, nil
+}
+
+// skip discards n payload bytes.
+func (c *Conn) skip(n int64) error {
+	for n > 0 {
+		d, err := c.br.Discard(int(min(n, 1<<30)))
+		n -= int64(d)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkHeader returns the close code for a frame that breaks RFC 6455
 // (0: fine). inMessage is the opcode of the fragmented message under way.
 func (c *Conn) checkHeader(h ws.Header, inMessage ws.OpCode) (ws.StatusCode, string) {
 	switch {
+	case h.Rsv&rsv1 != 0 && c.z != nil:
+		// permessage-deflate's "Per-Message Compressed" bit: only on the
+		// first frame of a data message (RFC 7692 section 6).
+		if !h.OpCode.IsData() || h.OpCode == ws.OpContinuation {
+			return ws.StatusProtocolError, "the compression bit (RSV1) is set on a control or continuation frame"
+		}
+		if h.Rsv&^rsv1 != 0 {
+			return ws.StatusProtocolError, "reserved bits set without a negotiated extension"
+		}
+		return c.checkHeader(ws.Header{Fin: h.Fin, OpCode: h.OpCode, Masked: h.Masked, Length: h.Length}, inMessage)
 	case h.Rsv != 0:
 		return ws.StatusProtocolError, "reserved bits set without a negotiated extension"
 	case h.OpCode.IsReserved():
@@ -249,51 +310,92 @@ func validCloseCode(code ws.StatusCode) bool {
 	return false
 }
 
-// readPayload appends n payload bytes to c.msg, growing it as bytes arrive
-// rather than by the length the peer declared.
-func (c *Conn) readPayload(n int64) error {
-	for n > 0 {
+// readPayload appends the payload of the frame h to c.msg, growing it as
+// bytes arrive rather than by the length the peer declared, unmasking and
+// (for text) checking UTF-8 as they come, so that an invalid sequence fails
+// the connection at once even in the middle of a frame.
+func (c *Conn) readPayload(h ws.Header, text bool) error {
+	n := h.Length
+	for off := 0; n > 0; {
 		if len(c.msg) == cap(c.msg) {
 			grow := max(cap(c.msg), 1024)
 			if int64(grow) > n {
 				grow = int(n)
 			}
-			c.msg = append(c.msg[:cap(c.msg)], make([]byte, grow)...)[:len(c.msg)]
+			c.growMsg(grow)
 		}
-		chunk := min(int64(cap(c.msg)-len(c.msg)), n)
+		if off > 0 {
+			// A frame that takes long to arrive is still traffic.
+			if err := c.armReadDeadline(); err != nil {
+				return err
+			}
+		}
 		start := len(c.msg)
-		c.msg = c.msg[:start+int(chunk)]
-		if _, err := io.ReadFull(c.br, c.msg[start:]); err != nil {
-			return err
+		got, err := c.br.Read(c.msg[start : start+int(min(int64(cap(c.msg)-start), n))])
+		c.msg = c.msg[:start+got]
+		if h.Masked {
+			ws.Cipher(c.msg[start:], h.Mask, off)
 		}
-		n -= chunk
+		off += got
+		n -= int64(got)
+		if text && !c.checkUTF8(false) {
+			return c.failSkipping(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message", n)
+		}
+		if err != nil {
+			return c.readErr(err)
+		}
 	}
 	return nil
 }
 
+// growMsg adds exactly n bytes of capacity to c.msg.
+func (c *Conn) growMsg(n int) {
+	b := make([]byte, len(c.msg), cap(c.msg)+n)
+	copy(b, c.msg)
+	c.msg = b
+}
+
 // checkUTF8 validates the text received so far: every complete sequence must
-// be valid, and a sequence cut at the end of a fragment must be a valid
-// beginning (so an invalid message fails at its first bad byte). At the end
-// of the message (fin) nothing may be left incomplete.
+// be valid, and a sequence cut at the end must be a valid beginning (so an
+// invalid message fails at its first bad byte). At the end of the message
+// (fin) nothing may be left incomplete.
 func (c *Conn) checkUTF8(fin bool) bool {
 	b := c.msg[c.utf8Done:]
-	for len(b) > 0 {
-		if b[0] < utf8.RuneSelf {
-			b = b[1:]
-			c.utf8Done++
-			continue
+	// cut is where a sequence that needs more bytes starts, if any: it
+	// begins at most 3 bytes before the end.
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+		if x := b[i]; x >= 0xC0 {
+			if need := seqLen(x); need > len(b)-i {
+				cut = i
+			}
+			break
+		} else if x < 0x80 {
+			break
 		}
-		if !utf8.FullRune(b) {
-			return !fin && validPrefix(b)
-		}
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size == 1 {
-			return false
-		}
-		b = b[size:]
-		c.utf8Done += size
 	}
-	return true
+	if !utf8.Valid(b[:cut]) {
+		return false
+	}
+	c.utf8Done += cut
+	if cut == len(b) {
+		return true
+	}
+	return !fin && validPrefix(b[cut:])
+}
+
+// seqLen is the length of the UTF-8 sequence that lead byte x starts (1 for
+// bytes that cannot start one, which utf8.Valid then refuses).
+func seqLen(x byte) int {
+	switch {
+	case x >= 0xF0:
+		return 4
+	case x >= 0xE0:
+		return 3
+	case x >= 0xC0:
+		return 2
+	}
+	return 1
 }
 
 // validPrefix reports whether b (shorter than its sequence) can begin a
@@ -378,7 +480,7 @@ func (c *Conn) failSkipping(code ws.StatusCode, reason string, skip int64) error
 // drain discards skip bytes, then frames until the peer's close frame
 // arrives, the peer goes away, or the linger deadline passes.
 func (c *Conn) drain(skip int64) {
-	if _, err := c.br.Discard(int(min(skip, 1<<30))); err != nil {
+	if err := c.skip(skip); err != nil {
 		return
 	}
 	for {
@@ -386,7 +488,7 @@ func (c *Conn) drain(skip int64) {
 		if err != nil || h.OpCode == ws.OpClose {
 			return
 		}
-		if _, err := c.br.Discard(int(min(h.Length, 1<<30))); err != nil {
+		if err := c.skip(h.Length); err != nil {
 			return
 		}
 	}
@@ -395,8 +497,11 @@ func (c *Conn) drain(skip int64) {
 // Close starts the closing handshake: it sends a close frame with code and
 // reason (once), stops further writes, and gives the peer closeLinger to
 // answer; the reading goroutine then ends with a *CloseError and closes the
-// TCP connection.
+// TCP connection. On a nil Conn (a session not yet upgraded) it does nothing.
 func (c *Conn) Close(code ws.StatusCode, reason string) error {
+	if c == nil {
+		return nil
+	}
 	c.mu()
 	defer c.unmu()
 	return c.sendCloseLocked(code, reason)
@@ -420,7 +525,7 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string) error {
 	c.sentCode, c.sentWhy = code, reason
 	c.lingerUntil.Store(time.Now().Add(closeLinger).UnixNano())
 	c.closing.Store(true)
-	err := c.writeFrameRaw(ws.OpClose, body[:n])
+	err := c.writeFrameRaw(ws.OpClose, 0, body[:n])
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil && !c.cfg.Client {
 		tc.CloseWrite() // nothing follows our close frame
 	}
@@ -437,6 +542,9 @@ func truncateUTF8(s string, n int) string {
 
 // CloseNow closes the TCP connection at once, without a close frame.
 func (c *Conn) CloseNow() error {
+	if c == nil {
+		return nil
+	}
 	c.mu()
 	defer c.unmu()
 	if c.closed {
@@ -446,7 +554,8 @@ func (c *Conn) CloseNow() error {
 	return c.nc.Close()
 }
 
-// WriteMessage writes one whole message as a single frame.
+// WriteMessage writes one whole message as a single frame, compressed when
+// permessage-deflate is on and p has at least Deflate.MinSize bytes.
 func (c *Conn) WriteMessage(op ws.OpCode, p []byte) error {
 	c.mu()
 	defer c.unmu()
@@ -465,11 +574,19 @@ func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
 	if c.closing.Load() || c.closed {
 		return ErrClosed
 	}
-	return c.writeFrameRaw(op, p)
+	if c.z != nil && op.IsData() && op != ws.OpContinuation && len(p) >= c.z.minSize {
+		z, err := c.z.compress(p)
+		if err != nil {
+			return err
+		}
+		return c.writeFrameRaw(op, rsv1, z)
+	}
+	return c.writeFrameRaw(op, 0, p)
 }
 
-// writeFrameRaw writes one final frame. Call with the write lock held.
-func (c *Conn) writeFrameRaw(op ws.OpCode, p []byte) error {
+// writeFrameRaw writes one final frame with reserved bits rsv (as in
+// ws.Header.Rsv). Call with the write lock held.
+func (c *Conn) writeFrameRaw(op ws.OpCode, rsv byte, p []byte) error {
 	if c.cfg.WriteTimeout > 0 {
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 			return err
@@ -482,7 +599,7 @@ func (c *Conn) writeFrameRaw(op ws.OpCode, p []byte) error {
 	if cap(c.wbuf) < smallWrite {
 		c.wbuf = make([]byte, 0, smallWrite)
 	}
-	hn := putHeader(c.wbuf[:ws.MaxHeaderSize], op, len(p), c.cfg.Client, mask)
+	hn := putHeader(c.wbuf[:ws.MaxHeaderSize], op, rsv, len(p), c.cfg.Client, mask)
 	if hn+len(p) <= smallWrite {
 		// One buffer, one syscall.
 		b := c.wbuf[:hn+len(p)]
@@ -512,8 +629,8 @@ func (c *Conn) writeFrameRaw(op ws.OpCode, p []byte) error {
 
 // putHeader encodes the header of a final frame into b (at least 14 bytes)
 // and returns its length (RFC 6455 section 5.2).
-func putHeader(b []byte, op ws.OpCode, n int, masked bool, mask [4]byte) int {
-	b[0] = 0x80 | byte(op)
+func putHeader(b []byte, op ws.OpCode, rsv byte, n int, masked bool, mask [4]byte) int {
+	b[0] = 0x80 | rsv<<4 | byte(op)
 	i := 2
 	switch {
 	case n < 126:
