@@ -116,8 +116,14 @@ func (g *Gateway) mountDashboard(mux *http.ServeMux) {
 		})
 		return
 	}
-	mux.HandleFunc("GET /{$}", d.serveIndex)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if g.handleSignIn(w, r) {
+			return
+		}
+		d.serveIndex(w, r)
+	})
 	mux.HandleFunc("GET /static/{name}", d.serveStatic)
+	mux.HandleFunc("GET /auth/token", g.serveAuthToken)
 }
 
 func loadEmbeddedDashboard() (*dashboard, error) {

@@ -15,12 +15,13 @@ type relaySession struct {
 	g    *Gateway
 	p    *peer
 	out  *outbox
-	req  protocol.Request
+	ops  relayRequests
 	list []protocol.RelayInfo
 }
 
 func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 	s := &relaySession{g: g, p: p, out: newOutbox()}
+	s.ops = relayRequests{rs: g.relays, role: p.role, source: protocol.SourceClient, reply: s.out.pushReply}
 	if p.role == protocol.RoleOperator && g.dog != nil {
 		g.dog.operatorUp()
 		defer g.dog.operatorDown()
@@ -34,7 +35,7 @@ func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 	})
 	g.relays.mu.Unlock()
 	defer g.relays.unsubscribe(s)
-	g.serveSession(c, p, s.out, s.handle)
+	g.serveSession(c, p, s.out, s.ops.handle)
 }
 
 // relayEvent queues a state event; it never blocks the relay service.
@@ -42,18 +43,33 @@ func (s *relaySession) relayEvent(msg []byte) {
 	s.out.pushCtrl(ctrlMsg{data: msg})
 }
 
-func (s *relaySession) reply(encode func([]byte) []byte) { s.out.pushReply(encode) }
+// relayRequests carries out relay-control.v1 requests for one connection,
+// whichever way it came in (a relay-control session, or the uplink with
+// source uplink), and hands each reply to reply, in request order.
+type relayRequests struct {
+	rs     *relayService
+	role   string
+	source string // of the state changes it makes
+	reply  func(encode func([]byte) []byte)
+	req    protocol.Request
+	list   []protocol.RelayInfo
+}
 
-// handle carries out one request and queues its reply.
-func (s *relaySession) handle(payload []byte) {
-	req := &s.req
-	if err := protocol.DecodeRequest(payload, req); err != nil {
+// handle decodes one request, carries it out and queues its reply.
+func (s *relayRequests) handle(payload []byte) {
+	if err := protocol.DecodeRequest(payload, &s.req); err != nil {
 		var re *protocol.RequestError
 		errors.As(err, &re)
 		s.replyError(re.ID, re.Code, re.Message)
 		return
 	}
-	rs := s.g.relays
+	s.do()
+}
+
+// do carries out the request decoded into s.req and queues its reply.
+func (s *relayRequests) do() {
+	req := &s.req
+	rs := s.rs
 	switch req.Op {
 	case protocol.OpList:
 		s.list = rs.Snapshot(s.list)
@@ -81,8 +97,8 @@ func (s *relaySession) handle(payload []byte) {
 		s.replyOpError(req, err)
 		return
 	}
-	if s.p.role != protocol.RoleOperator {
-		s.replyError(req.ID, protocol.CodeForbidden, fmt.Sprintf("role %q may not change relays; an operator token is needed for %s", s.p.role, req.Op))
+	if s.role != protocol.RoleOperator {
+		s.replyError(req.ID, protocol.CodeForbidden, fmt.Sprintf("role %q may not change relays; an operator token is needed for %s", s.role, req.Op))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -96,9 +112,9 @@ func (s *relaySession) handle(payload []byte) {
 			s.replyError(req.ID, protocol.CodeBadRequest, `set needs "state": "on" or "off"`)
 			return
 		}
-		err = rs.Set(ctx, req.Relay, on, protocol.SourceClient)
+		err = rs.Set(ctx, req.Relay, on, s.source)
 	case protocol.OpToggle:
-		on, err = rs.Toggle(ctx, req.Relay, protocol.SourceClient)
+		on, err = rs.Toggle(ctx, req.Relay, s.source)
 	case protocol.OpPulse:
 		ms, perr := req.PulseMS()
 		max := rs.maxPulse(req.Relay).Milliseconds()
@@ -110,7 +126,7 @@ func (s *relaySession) handle(payload []byte) {
 			return
 		}
 		on = true
-		err = rs.Pulse(ctx, req.Relay, time.Duration(ms)*time.Millisecond, protocol.SourceClient)
+		err = rs.Pulse(ctx, req.Relay, time.Duration(ms)*time.Millisecond, s.source)
 	}
 	if err != nil {
 		s.replyOpError(req, err)
@@ -119,7 +135,7 @@ func (s *relaySession) handle(payload []byte) {
 	s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, req.Relay, on, 0) })
 }
 
-func (s *relaySession) replyOpError(req *protocol.Request, err error) {
+func (s *relayRequests) replyOpError(req *protocol.Request, err error) {
 	var de *deviceError
 	switch {
 	case errors.Is(err, errUnknownRelay):
@@ -133,6 +149,6 @@ func (s *relaySession) replyOpError(req *protocol.Request, err error) {
 	}
 }
 
-func (s *relaySession) replyError(id []byte, code, msg string) {
+func (s *relayRequests) replyError(id []byte, code, msg string) {
 	s.reply(func(b []byte) []byte { return protocol.AppendError(b, id, code, msg) })
 }

@@ -38,8 +38,17 @@ type Options struct {
 	Version string
 	Buses   drivers.Buses
 	Logger  *slog.Logger
+	// SessionSecret signs browser sessions and dashboard tokens when the
+	// config has no auth secret; it should outlive restarts.
+	SessionSecret []byte
 	// Sim, when set, is mounted under /sim/ (the simulator's control API).
 	Sim http.Handler
+	// DataDir holds state that outlives a restart: the uplink's buffer
+	// and the saved relay states. Needed with upstream or initial: restore.
+	DataDir string
+	// EchoEndpoint mounts GET /echo, an echo service over the same
+	// connection layer, for conformance suites (see echo.go).
+	EchoEndpoint bool
 }
 
 // Gateway serves the dashboard, the WebSocket subprotocols and health.
@@ -58,7 +67,11 @@ type Gateway struct {
 	dog         *watchdog
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
 	gate        *connGate
+	signin      *signIn     // nil: auth disabled
 	tls         *tls.Config // nil: plain http:// and ws://
+
+	uplink     *uplink          // nil: no upstream
+	relayStore *relayStateStore // nil: no relay with initial: restore
 
 	// services maps each supported subprotocol to its session runner.
 	services map[string]func(*Gateway, *wsconn.Conn, *peer)
@@ -100,6 +113,16 @@ func New(opts Options) (*Gateway, error) {
 		for _, k := range a.Keys {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
+		// Browser sessions are signed tokens: with no secret in the config
+		// they are signed with the one main keeps in the data dir (or, in
+		// tests, one made now, which a restart forgets).
+		if len(g.auth.Secret) == 0 {
+			g.auth.Secret = opts.SessionSecret
+		}
+		if len(g.auth.Secret) == 0 {
+			g.auth.Secret = []byte(randomToken(32))
+		}
+		g.signin = newSignIn()
 	}
 	// Checks that can fail come before any device is opened or driven.
 	if t := opts.Config.Gateway.TLS; t != nil {
@@ -109,7 +132,13 @@ func New(opts Options) (*Gateway, error) {
 		}
 		g.tls = certs.tlsConfig()
 	}
-	initial := func(r config.Relay) bool { return r.Initial == "on" }
+	saved, err := loadRelayStates(opts.DataDir, opts.Config, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	// The first level a relay sees is its initial one; with restore, the
+	// last state saved (off when none was).
+	initial := func(r config.Relay) bool { return r.Initial == "on" || (r.Initial == "restore" && saved[r.Name]) }
 	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
 	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices}
 	rs, err := newRelayService(opts.Config, env)
@@ -127,10 +156,28 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.hub = h
 	g.sensorInfos = h.infos()
+	if up := opts.Config.Upstream; up != nil {
+		u, err := newUplink(g, opts.DataDir, up, opts.Logger)
+		if err != nil {
+			h.stop()
+			rs.Shutdown(context.Background())
+			g.devices.Close()
+			return nil, err
+		}
+		g.uplink = u
+		h.startSeqAfter(u.spool.LastSeq()) // seq continues across restarts
+		h.tap = u.tap
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rs.start(ctx, initial)
 	h.start()
+	if usesRestore(opts.Config) {
+		g.relayStore = startRelayStateStore(opts.DataDir, opts.Config, rs, saved, opts.Logger)
+	}
+	if g.uplink != nil {
+		g.uplink.start(g.sensorInfos)
+	}
 	if d := time.Duration(opts.Config.Gateway.Watchdog); d > 0 {
 		g.dog = newWatchdog(d, func() {
 			g.log.Warn("watchdog: no operator connected; relays go to their failsafe states", "after", d)
@@ -145,6 +192,9 @@ func New(opts Options) (*Gateway, error) {
 	g.mux = http.NewServeMux()
 	g.mountDashboard(g.mux)
 	g.mux.HandleFunc("GET /ws", g.serveWS)
+	if opts.EchoEndpoint {
+		g.mux.HandleFunc("GET /echo", g.serveEcho)
+	}
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
 	if opts.Sim != nil {
 		g.mux.Handle("/sim/", opts.Sim)
@@ -185,20 +235,24 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // Shutdown stops accepting, closes every session with 1001 (going away),
 // then puts the relays into their failsafe states and closes the devices.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	// Sessions still in their handshake have no conn yet; serveWS closes
+	// those itself once it sees closing.
 	g.mu.Lock()
 	g.closing = true
-	peers := make([]*peer, 0, len(g.sessions))
+	conns := make([]*wsconn.Conn, 0, len(g.sessions))
 	for p := range g.sessions {
-		peers = append(peers, p)
+		if p.conn != nil {
+			conns = append(conns, p.conn)
+		}
 	}
 	g.mu.Unlock()
 	err := g.srv.Shutdown(ctx)
 	var closers sync.WaitGroup
-	for _, p := range peers {
+	for _, c := range conns {
 		closers.Add(1)
 		go func() {
 			defer closers.Done()
-			p.conn.Close(ws.StatusGoingAway, "gateway shutting down")
+			c.Close(ws.StatusGoingAway, "gateway shutting down")
 		}()
 	}
 	closers.Wait()
@@ -213,7 +267,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.dog.stop()
 	}
 	g.hub.stop()
+	if g.relayStore != nil {
+		g.relayStore.close() // the failsafe states are not saved for restore
+	}
 	g.relays.Shutdown(ctx)
+	if g.uplink != nil {
+		// After the failsafe, so that the backend gets the final states.
+		g.uplink.stop(ctx)
+	}
 	g.devices.Close()
 	return err
 }
@@ -327,7 +388,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer g.endSession(p)
 
-	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }}
+	deflate := g.deflateNegotiator(true)
+	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }, Negotiate: deflate.Negotiate}
 	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -344,6 +406,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		MaxMessageBytes: lim.MaxMessageBytes,
 		IdleTimeout:     time.Duration(g.cfg.Gateway.Heartbeat.Timeout),
 		WriteTimeout:    time.Duration(lim.WriteTimeout),
+		Deflate:         deflate.Accepted(),
 	})
 	g.mu.Lock()
 	p.conn = c
@@ -397,7 +460,11 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Connections map[string]int `json:"connections"`
 		Devices     []deviceHealth `json:"devices"`
 		DevicesOK   bool           `json:"devices_ok"`
-	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK}
+		Uplink      *uplinkHealth  `json:"uplink,omitempty"`
+	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK, nil}
+	if g.uplink != nil {
+		body.Uplink = g.uplink.health()
+	}
 	if body.Devices == nil {
 		body.Devices = []deviceHealth{}
 	}

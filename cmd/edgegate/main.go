@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,13 +59,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  edgegate [--sim] [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-level debug|info|warn|error] [--log-format text|json] [--insecure]
+  edgegate [--sim] [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-level debug|info|warn|error] [--log-format text|json] [--insecure] [--echo-endpoint]
   edgegate token --role viewer|operator --ttl 1h [--config FILE]   print a signed, time-limited token
   edgegate check-config FILE     validate a configuration file (exit 0, or 1 with file:line: field: problem)
   edgegate version
   edgegate sim-board [--relays 4] [--telemetry 5s] [--usb-relay]   run a simulated serial board on a pty (prints its path)
 
   --sim without --config runs the embedded demo configuration on simulated hardware.
+  --echo-endpoint adds GET /echo, which echoes every message over the same WebSocket layer (for Autobahn and
+    other RFC 6455/7692 conformance suites); off by default.
 `)
 }
 
@@ -115,6 +118,7 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 
 type flags struct {
 	sim, insecure       bool
+	echoEndpoint        bool
 	configFile, listen  string
 	dataDir             string
 	logLevel, logFormat string
@@ -132,6 +136,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow listening beyond loopback with auth disabled")
+	fs.BoolVar(&f.echoEndpoint, "echo-endpoint", false, "serve GET /echo, an echo service for WebSocket conformance suites (Autobahn)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -139,7 +144,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "edgegate: unexpected argument %q (subcommands: check-config, version)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "edgegate: unexpected argument %q (subcommands: check-config, token, version, sim-board; see edgegate help)\n", fs.Arg(0))
 		return 2
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
@@ -173,7 +178,13 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 
-	opts := gateway.Options{Config: cfg, Version: version, Logger: log}
+	opts := gateway.Options{Config: cfg, Version: version, Logger: log, DataDir: f.dataDir, EchoEndpoint: f.echoEndpoint}
+	if cfg.Auth.Enabled {
+		if opts.SessionSecret, err = sessionSecret(f.dataDir); err != nil {
+			fmt.Fprintln(stderr, "edgegate:", err)
+			return 1
+		}
+	}
 	if f.sim {
 		journal, err := os.OpenFile(filepath.Join(f.dataDir, "sim-gpio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
@@ -214,6 +225,9 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("edgegate serving", "version", version, "gateway", cfg.Gateway.ID, "url", gw.Scheme()+"://"+ln.Addr().String()+"/")
+	if u := gw.SignInURL(gw.Scheme() + "://" + publicHostPort(ln.Addr())); u != "" {
+		log.Info("dashboard sign-in link (operator; valid until the gateway restarts): open it once in a browser", "signin_url", u)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -275,4 +289,37 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// publicHostPort is the listener's address as a browser elsewhere would
+// use it: the host name in place of an unspecified address (0.0.0.0, ::).
+func publicHostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// sessionSecret returns the key that signs browser sessions when the
+// config has no auth secret, kept in the data dir so that sessions survive
+// a restart (made on first use, readable by this user only).
+func sessionSecret(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "session.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("keep the browser session key in the data dir: %w", err)
+	}
+	return b, nil
 }

@@ -9,14 +9,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -275,4 +279,116 @@ func runBinary(t *testing.T, args ...string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
 	return string(out), err
+}
+
+var signInRe = regexp.MustCompile(`signin_url="?([^"\s]+)`)
+
+// The sign-in link from the log establishes a browser session; the page
+// then gets short-lived tokens for its sockets. No key or token is logged
+// except the sign-in link itself.
+func TestDashboardSignIn(t *testing.T) {
+	cfg := writeConfig(t, `
+auth:
+  enabled: true
+  keys:
+    - {name: wall, key: viewer-key-0123456789, role: viewer}
+relays:
+  - {name: pump, driver: gpio, pin: GPIO17}
+`)
+	p := startGateway(t, "--sim", "--config", cfg)
+	m := signInRe.FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no sign-in link in the log:\n%s", p.out.String())
+	}
+	link := m[1]
+	if !strings.Contains(link, "/?token=") {
+		t.Fatalf("sign-in link %q", link)
+	}
+	browser := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	}
+	tokenFor := func(c *http.Client) (int, map[string]any) {
+		t.Helper()
+		resp, err := c.Get("http://" + p.addr + "/auth/token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+
+	// Without a session: signed out.
+	anon := browser()
+	if code, body := tokenFor(anon); code != 401 || body["auth"] != true {
+		t.Fatalf("token without a session: %d %v", code, body)
+	}
+	// A bad link: 401, no cookie.
+	if resp, err := anon.Get("http://" + p.addr + "/?token=nope"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("bad sign-in link: %v %v", resp, err)
+	}
+
+	// The log's link: a cookie, and a redirect to the bare page.
+	op := browser()
+	resp, err := op.Get(strings.Replace(link, publicHost(link), p.addr, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" || resp.Request.URL.Path != "/" {
+		t.Fatalf("after sign-in: %s at %s", resp.Status, resp.Request.URL)
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Request.Response.Cookies() {
+		if c.Name == "edgegate_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v", cookie)
+	}
+	code, body := tokenFor(op)
+	tok, _ := body["token"].(string)
+	if code != 200 || body["role"] != "operator" || tok == "" || body["expires_in_s"] != float64(60) {
+		t.Fatalf("token for the session: %d %v", code, body)
+	}
+	c, hello := dialRelay(t, p, "token="+url.QueryEscape(tok))
+	if hello["role"] != "operator" {
+		t.Fatalf("hello %v", hello)
+	}
+	reply, _ := c.call(map[string]any{"op": "set", "relay": "pump", "state": "on"})
+	wantOK(t, reply, "pump", "on")
+
+	// A viewer key signs in as a viewer.
+	view := browser()
+	if resp, err := view.Get("http://" + p.addr + "/?token=viewer-key-0123456789"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("viewer sign-in: %v %v", resp, err)
+	}
+	if _, body := tokenFor(view); body["role"] != "viewer" {
+		t.Fatalf("viewer token: %v", body)
+	}
+	// A token request from a foreign page is refused.
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/auth/token", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := op.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin token request: %v %v", resp, err)
+	}
+
+	logs := p.out.String()
+	for _, secret := range []string{tok, "viewer-key-0123456789", cookie.Value} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a secret appears in the log: %q", secret)
+		}
+	}
+}
+
+// publicHost is the host:port of a URL.
+func publicHost(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -76,13 +76,24 @@
 
   // socketURL is the one place that builds the WebSocket URL: the gateway's
   // /ws beside this page, ws: or wss: as the page itself. When auth is on it
-  // will fetch a short-lived token from the gateway and add ?token=<t>,
-  // throwing SignedOut when that fetch answers 401.
+  // fetches a short-lived token for this browser's session from
+  // auth/token (a fresh one for every connect) and adds ?token=<t>,
+  // throwing SignedOut when the gateway answers 401.
   async function socketURL() {
     const u = new URL("ws", location.href);
     u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     u.search = "";
     u.hash = "";
+    const r = await fetch(new URL("auth/token", location.href), { cache: "no-store", credentials: "same-origin" });
+    let body = {};
+    try {
+      body = await r.json();
+    } catch (e) {
+      body = {};
+    }
+    if (r.status === 401) throw new SignedOut(body.error || "signed out");
+    if (!r.ok) throw new Error(body.error || "token request failed: " + r.status);
+    if (body.auth && body.token) u.search = "?token=" + encodeURIComponent(body.token);
     return u.href;
   }
 
@@ -313,7 +324,18 @@
       r.textContent = msg.role === "viewer" ? "read-only (viewer)" : msg.role;
       r.dataset.role = msg.role;
       r.hidden = false;
+      readOnly = msg.role === "viewer";
+      applyReadOnly();
     }
+  }
+
+  // A viewer may watch but not switch: its relay controls are disabled
+  // rather than left to fail with "forbidden".
+  let readOnly = false;
+  function applyReadOnly() {
+    const box = $("relays");
+    box.classList.toggle("read-only", readOnly);
+    for (const c of box.querySelectorAll("button, select")) c.disabled = readOnly;
   }
 
   let noticeTimer = 0;
@@ -396,6 +418,7 @@
     const n = relays.size;
     $("relays-hint").textContent = n === 0 ? "This gateway has no relays." :
       n + (n === 1 ? " relay" : " relays") + " · changes by anyone show up here at once";
+    applyReadOnly();
     if (focusName && relays.has(focusName)) {
       const r = relays.get(focusName);
       (focusPulse && r.pulse ? r.pulse : focusLen && r.pulseSel ? r.pulseSel : r.btn).focus();
