@@ -87,7 +87,8 @@ type subscriber struct {
 // wants it, without ever waiting for a subscriber.
 type hub struct {
 	log     *slog.Logger
-	queue   int // per-subscriber sample queue
+	metrics *gatewayMetrics // nil: not counted
+	queue   int             // per-subscriber sample queue
 	sensors []*sensorEntry
 	byName  map[string]*sensorEntry
 	devices []*deviceEntry
@@ -242,6 +243,9 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	}
 	h.seq++
 	s.seq = h.seq
+	if h.metrics != nil {
+		h.metrics.samples.Inc()
+	}
 	s.text = protocol.AppendSample(s.text[:0], e.info.Name, e.info.Unit, v, at.UnixMilli(), s.seq)
 	protocol.PutRecord(s.record[:], s.seq, s.tsNano, v, s.index)
 	old := e.latest
@@ -262,6 +266,7 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 	msg := err.Error()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.metrics.sensorReadFailed(d.name)
 	if d.lastErr != msg {
 		h.log.Warn("sensor read failed", "device", d.name, "err", msg)
 		d.lastErr = msg

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -36,7 +38,8 @@ type outbox struct {
 	head, n int
 	dropped uint64
 	kicked  bool
-	notify  chan struct{} // capacity 1: "something to write"
+	notify  chan struct{}    // capacity 1: "something to write"
+	drops   *metrics.Counter // counts dropped samples too, when set
 }
 
 func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
@@ -92,6 +95,9 @@ func (o *outbox) pushSampleLocked(s *sample, binary bool) {
 		o.head = (o.head + 1) % len(o.ring)
 		o.n--
 		o.dropped++
+		if o.drops != nil {
+			o.drops.Inc()
+		}
 		old.s.release()
 	}
 	o.ring[(o.head+o.n)%len(o.ring)] = queued{s, binary && !s.isErr}
@@ -134,6 +140,8 @@ func (o *outbox) closeAll() {
 // writer owns a connection's write side: it drains the outbox, pings every
 // heartbeat interval, and returns when stop closes or a write fails.
 type writer struct {
+	io       *ioCounters  // nil: not counted
+	trace    *slog.Logger // nil unless debug logging is on
 	c        *wsconn.Conn
 	o        *outbox
 	interval time.Duration
@@ -205,14 +213,14 @@ func (w *writer) flush() error {
 	var err error
 	for i, m := range w.ctrl {
 		if err == nil {
-			err = w.c.WriteMessage(ws.OpText, m.data)
+			err = w.write(ws.OpText, m.data)
 		}
 		o.release(m)
 		w.ctrl[i] = ctrlMsg{}
 	}
 	if err == nil && dropped > 0 && len(w.samples) > 0 {
 		w.dropBuf = protocol.AppendDropped(w.dropBuf[:0], dropped)
-		err = w.c.WriteMessage(ws.OpText, w.dropBuf)
+		err = w.write(ws.OpText, w.dropBuf)
 	} else if dropped > 0 {
 		// Nothing to precede: keep the count for before the next sample.
 		o.mu.Lock()
@@ -226,11 +234,11 @@ func (w *writer) flush() error {
 				w.bin = append(w.bin, q.s.record[:]...)
 			} else {
 				if len(w.bin) > 0 {
-					err = w.c.WriteMessage(ws.OpBinary, w.bin)
+					err = w.write(ws.OpBinary, w.bin)
 					w.bin = w.bin[:0]
 				}
 				if err == nil {
-					err = w.c.WriteMessage(ws.OpText, q.s.text)
+					err = w.write(ws.OpText, q.s.text)
 				}
 			}
 		}
@@ -238,7 +246,19 @@ func (w *writer) flush() error {
 		w.samples[i] = queued{}
 	}
 	if err == nil && len(w.bin) > 0 {
-		err = w.c.WriteMessage(ws.OpBinary, w.bin)
+		err = w.write(ws.OpBinary, w.bin)
+	}
+	return err
+}
+
+// write sends one message, counting it (and tracing it at debug level).
+func (w *writer) write(op ws.OpCode, data []byte) error {
+	err := w.c.WriteMessage(op, data)
+	if err == nil {
+		w.io.out(len(data))
+		if w.trace != nil {
+			w.trace.Debug("message out", "op", op, "bytes", len(data), "data", excerpt(data))
+		}
 	}
 	return err
 }

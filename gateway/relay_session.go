@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
@@ -21,7 +22,8 @@ type relaySession struct {
 
 func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 	s := &relaySession{g: g, p: p, out: newOutbox()}
-	s.ops = relayRequests{rs: g.relays, role: p.role, source: protocol.SourceClient, reply: s.out.pushReply}
+	s.ops = relayRequests{rs: g.relays, role: p.role, source: protocol.SourceClient, reply: s.out.pushReply,
+		who: p.who, remote: p.remote, log: g.log}
 	if p.role == protocol.RoleOperator && g.dog != nil {
 		g.dog.operatorUp()
 		defer g.dog.operatorDown()
@@ -53,6 +55,12 @@ type relayRequests struct {
 	reply  func(encode func([]byte) []byte)
 	req    protocol.Request
 	list   []protocol.RelayInfo
+
+	// Who asks, for the audit log: the key's name (or "token", "sign-in
+	// link"; empty with auth off) and the remote address.
+	who, remote string
+	log         *slog.Logger
+	result      string // of the request being carried out: ok or an error code
 }
 
 // handle decodes one request, carries it out and queues its reply.
@@ -93,6 +101,9 @@ func (s *relayRequests) do() {
 		s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, info.Name, info.On, info.ChangedAt) })
 		return
 	}
+	// From here on the request asks for a change: every outcome is audited.
+	s.result = ""
+	defer s.audit()
 	if _, err := rs.lookup(req.Relay); err != nil {
 		s.replyOpError(req, err)
 		return
@@ -132,7 +143,26 @@ func (s *relayRequests) do() {
 		s.replyOpError(req, err)
 		return
 	}
+	s.result = "ok"
+	s.req.State = protocol.StateString(on) // the state it now has, for the audit line
 	s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, req.Relay, on, 0) })
+}
+
+// audit logs one line for a request to change a relay: who asked (key
+// name, role, remote address), what, with which source, and the result.
+func (s *relayRequests) audit() {
+	if s.log == nil {
+		return
+	}
+	req := &s.req
+	attrs := []any{"op", req.Op, "relay", req.Relay, "source", s.source, "who", s.who, "role", s.role, "remote", s.remote, "result", s.result}
+	if req.State != "" {
+		attrs = append(attrs, "state", req.State)
+	}
+	if req.Op == protocol.OpPulse && len(req.MS) > 0 {
+		attrs = append(attrs, "ms", string(req.MS))
+	}
+	s.log.Info("audit", attrs...)
 }
 
 func (s *relayRequests) replyOpError(req *protocol.Request, err error) {
@@ -150,5 +180,6 @@ func (s *relayRequests) replyOpError(req *protocol.Request, err error) {
 }
 
 func (s *relayRequests) replyError(id []byte, code, msg string) {
+	s.result = code
 	s.reply(func(b []byte) []byte { return protocol.AppendError(b, id, code, msg) })
 }

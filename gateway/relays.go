@@ -62,6 +62,8 @@ type relayService struct {
 	relays []*relayEntry
 	byName map[string]*relayEntry
 
+	metrics *gatewayMetrics // nil: not counted
+
 	mu      sync.Mutex
 	sinks   map[eventSink]struct{}
 	closed  bool
@@ -147,6 +149,7 @@ func (s *relayService) drive(ctx context.Context, e *relayEntry, on bool, source
 	defer s.mu.Unlock()
 	if err != nil {
 		e.lastErr = err.Error()
+		s.metrics.relayWriteFailed(e.cfg.Name)
 		s.log.Warn("relay write failed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source, "err", err)
 		return &deviceError{relay: e.cfg.Name, err: err}
 	}
@@ -163,6 +166,7 @@ func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
 	}
 	now := time.Now().UnixMilli()
 	e.on, e.known, e.changedAt = on, true, now
+	s.metrics.relayChanged(e.cfg.Name, source)
 	s.log.Info("relay changed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source)
 	s.evbuf = protocol.AppendStateEvent(s.evbuf[:0], e.cfg.Name, on, source, now)
 	if len(s.sinks) > 0 {

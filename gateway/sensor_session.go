@@ -19,6 +19,9 @@ type sensorSession struct {
 
 func runSensorSession(g *Gateway, c *wsconn.Conn, p *peer) {
 	s := &sensorSession{g: g, sub: &subscriber{out: newOutbox()}}
+	if g.metrics != nil {
+		s.sub.out.drops = g.metrics.samplesDropped
+	}
 	s.sub.out.pushReply(func(b []byte) []byte {
 		return protocol.AppendSensorHello(b, g.cfg.Gateway.ID, g.version, p.role, g.sensorInfos)
 	})

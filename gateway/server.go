@@ -67,6 +67,7 @@ type Gateway struct {
 	dog         *watchdog
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
 	gate        *connGate
+	metrics     *gatewayMetrics
 	signin      *signIn     // nil: auth disabled
 	tls         *tls.Config // nil: plain http:// and ws://
 
@@ -98,7 +99,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
-		sessions: map[*peer]struct{}{},
+		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
 		services: map[string]func(*Gateway, *wsconn.Conn, *peer){
 			protocol.RelayControlV1: runRelaySession,
 			protocol.SensorStreamV1: runSensorSession,
@@ -142,6 +143,9 @@ func New(opts Options) (*Gateway, error) {
 	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
 	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices}
 	rs, err := newRelayService(opts.Config, env)
+	if rs != nil {
+		rs.metrics = g.metrics
+	}
 	if err != nil {
 		g.devices.Close()
 		return nil, err
@@ -149,6 +153,9 @@ func New(opts Options) (*Gateway, error) {
 	g.relays = rs
 	rs.watchDevices()
 	h, err := newHub(opts.Config, env)
+	if h != nil {
+		h.metrics = g.metrics
+	}
 	if err != nil {
 		rs.Shutdown(context.Background())
 		g.devices.Close()
@@ -196,6 +203,7 @@ func New(opts Options) (*Gateway, error) {
 		g.mux.HandleFunc("GET /echo", g.serveEcho)
 	}
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
+	g.mux.HandleFunc("GET /metrics", g.serveMetrics)
 	if opts.Sim != nil {
 		g.mux.Handle("/sim/", opts.Sim)
 	}
@@ -349,26 +357,31 @@ func LoadSecret(a config.Auth) ([]byte, error) {
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		w.Header().Set("Upgrade", "websocket")
+		g.metrics.reject(rejectNotWebSocket)
 		http.Error(w, "this endpoint speaks WebSocket only; connect with a WebSocket client offering one of: "+strings.Join(g.supported(), ", "), http.StatusUpgradeRequired)
 		return
 	}
 	if err := g.checkOrigin(r); err != nil {
+		g.metrics.reject(rejectOrigin)
 		refuse(w, http.StatusForbidden, err)
 		return
 	}
 	proto := g.negotiate(r.Header)
 	if proto == "" {
+		g.metrics.reject(rejectSubprotocol)
 		http.Error(w, "no supported subprotocol offered in Sec-WebSocket-Protocol; supported: "+strings.Join(g.supported(), ", "), http.StatusBadRequest)
 		return
 	}
 	role, who, err := g.authenticate(r)
 	if err != nil {
+		g.metrics.reject(rejectAuth)
 		refuse(w, http.StatusUnauthorized, err)
 		return
 	}
 	release, err := g.gate.admit(r.RemoteAddr)
 	if err != nil {
 		g.log.Warn("connection refused", "remote", r.RemoteAddr, "reason", err)
+		g.metrics.reject(rejectCapacity)
 		refuse(w, http.StatusServiceUnavailable, err)
 		return
 	}
@@ -383,6 +396,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.mu.Unlock()
 	if closing {
 		w.Header().Set("Retry-After", "5")
+		g.metrics.reject(rejectShutdown)
 		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -441,13 +455,20 @@ func (g *Gateway) connections() map[string]int {
 	return counts
 }
 
-func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
-	// status is the gateway's own ("ok" while it serves); each device's
-	// health is in devices, summed up in devices_ok.
+// deviceHealth is every relay, sensor device and serial device, with its
+// state.
+func (g *Gateway) deviceHealth() []deviceHealth {
 	devices := g.hub.health(g.relays.health(nil))
 	for _, d := range g.devices.Status() {
 		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
 	}
+	return devices
+}
+
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	// status is the gateway's own ("ok" while it serves); each device's
+	// health is in devices, summed up in devices_ok.
+	devices := g.deviceHealth()
 	allOK := true
 	for _, d := range devices {
 		allOK = allOK && d.OK

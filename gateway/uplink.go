@@ -352,7 +352,8 @@ func (s *uplinkSession) reply(encode func([]byte) []byte) { s.push(encode(nil), 
 // messages, pings, until the connection ends or ctx is cancelled.
 func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
 	s := &uplinkSession{u: u, c: c, notify: make(chan struct{}, 1)}
-	s.ops = relayRequests{rs: u.g.relays, role: protocol.RoleOperator, source: protocol.SourceUplink, reply: s.reply}
+	s.ops = relayRequests{rs: u.g.relays, role: protocol.RoleOperator, source: protocol.SourceUplink, reply: s.reply,
+		who: "upstream backend", remote: u.shown, log: u.g.log}
 
 	// Subscribe to relay changes and queue hello in one step, so that the
 	// backend gets every change after the states hello carries.
