@@ -3,13 +3,13 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/internal/fileutil"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -139,7 +139,7 @@ func (st *relayStateStore) save() {
 		doc.Relays[name] = protocol.StateString(on)
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
-	if err := writeFileAtomic(st.path, append(b, '\n')); err != nil {
+	if err := fileutil.WriteAtomic(st.path, append(b, '\n'), true); err != nil {
 		st.log.Error("cannot save the relay states; initial: restore will use older ones", "file", st.path, "err", err)
 		return
 	}
@@ -156,34 +156,4 @@ func (st *relayStateStore) close() {
 		<-st.done
 		st.save()
 	})
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either
-// the old or the new content: temp file, fsync, rename, fsync of the
-// directory.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -45,6 +45,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/internal/fileutil"
 )
 
 // Fsync is when appended records are forced to stable storage.
@@ -604,7 +606,7 @@ func (s *Spool) roll(first uint64) error {
 	s.active = f
 	s.segs = append(s.segs, &segment{first: first, path: path})
 	if s.opts.Fsync != FsyncNever {
-		syncDir(s.opts.Dir)
+		fileutil.SyncDir(s.opts.Dir)
 	}
 	return nil
 }
@@ -694,7 +696,7 @@ func (s *Spool) saveAckLocked() {
 		return
 	}
 	path := filepath.Join(s.opts.Dir, ackedFile)
-	if err := writeFileAtomic(path, []byte(strconv.FormatUint(s.acked, 10)+"\n"), s.opts.Fsync != FsyncNever); err != nil {
+	if err := fileutil.WriteAtomic(path, []byte(strconv.FormatUint(s.acked, 10)+"\n"), s.opts.Fsync != FsyncNever); err != nil {
 		s.log.Warn("spool: save acked seq", "err", err)
 		return
 	}
@@ -879,39 +881,4 @@ func (s *Spool) closeFiles() {
 		s.active = nil
 	}
 	s.rd.close()
-}
-
-// writeFileAtomic replaces path with data: temp file, fsync, rename, fsync
-// of the directory (the syncs only when sync is set).
-func writeFileAtomic(path string, data []byte, sync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if sync {
-		syncDir(filepath.Dir(path))
-	}
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
