@@ -412,10 +412,14 @@ func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
 				msg = append(msg, r.Data...)
 			}
 			msg = append(msg, "]}"...)
+			// Counted as sent before the write: the backend may ack the
+			// batch before WriteMessage returns here, and an ack above
+			// sent would be clamped. A failed write ends the session, and
+			// the next one starts again from the acknowledged seq.
+			u.sent.Store(recs[len(recs)-1].Seq)
 			if err := c.WriteMessage(ws.OpText, msg); err != nil {
 				return fmt.Errorf("send samples: %w", err)
 			}
-			u.sent.Store(recs[len(recs)-1].Seq)
 			u.samplesSent.Add(uint64(len(recs)))
 			// Live messages (replies, state events) do not wait behind a
 			// backlog of samples.

@@ -46,7 +46,7 @@ func startUplinkGateway(t *testing.T, url, extra string) (*Gateway, *lockedBuf, 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("tok-SECRET-123\n"), 0o600)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
-gateway: {id: unit, heartbeat: {interval: 200ms, timeout: 1s}}
+gateway: {id: unit, heartbeat: {interval: 200ms, timeout: 10s}}
 relays:
   - {name: pump, driver: gpio, pin: GPIO17}
 sensors:
