@@ -29,6 +29,7 @@ type GPIO struct {
 	mu      sync.Mutex
 	pins    map[string]*Pin
 	journal io.Writer
+	line    []byte // the journal line being written, guarded by mu
 }
 
 // NewGPIO returns a controller that writes its journal to w (nil: none).
@@ -75,7 +76,16 @@ func (g *GPIO) logDriven(p *Pin, at time.Time, l gpio.Level) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	fmt.Fprintf(g.journal, "%d %s out %s\n", at.UnixNano(), p.name, levelWord(l))
+	// One line, one write (tests read the journal while the process runs),
+	// formatted into a reused buffer.
+	b := strconv.AppendInt(g.line[:0], at.UnixNano(), 10)
+	b = append(b, ' ')
+	b = append(b, p.name...)
+	b = append(b, " out "...)
+	b = append(b, levelWord(l)...)
+	b = append(b, '\n')
+	g.journal.Write(b)
+	g.line = b
 }
 
 func levelWord(l gpio.Level) string {
@@ -98,8 +108,10 @@ type Pin struct {
 	edge    gpio.Edge
 	stuck   *gpio.Level
 	failOut error
-	history []Change
-	edges   chan struct{}
+	history []Change // the latest maxPinHistory changes
+	// external is set once the outside world has driven the pin (Drive).
+	external bool
+	edges    chan struct{}
 }
 
 var _ gpio.PinIO = (*Pin)(nil)
@@ -134,7 +146,7 @@ func (p *Pin) Out(l gpio.Level) error {
 	if p.stuck == nil {
 		p.level = l
 	}
-	p.history = append(p.history, Change{At: now, Level: l, Driven: true})
+	p.recordLocked(Change{At: now, Level: l, Driven: true})
 	p.mu.Unlock()
 	p.gpio.logDriven(p, now, l)
 	return nil
@@ -167,13 +179,24 @@ func (p *Pin) In(pull gpio.Pull, edge gpio.Edge) error {
 	return nil
 }
 
-func (p *Pin) hasExternal() bool {
-	for _, c := range p.history {
-		if !c.Driven {
-			return true
-		}
+func (p *Pin) hasExternal() bool { return p.external }
+
+// maxPinHistory bounds the changes a pin keeps, so that a long --sim run
+// does not grow without end; tests look at far fewer.
+const maxPinHistory = 4096
+
+// recordLocked appends a change to the history, dropping the oldest
+// quarter when it is full. Call with p.mu held.
+func (p *Pin) recordLocked(c Change) {
+	if !c.Driven {
+		p.external = true
 	}
-	return false
+	if len(p.history) >= maxPinHistory {
+		n := copy(p.history, p.history[maxPinHistory/4:])
+		clear(p.history[n:])
+		p.history = p.history[:n]
+	}
+	p.history = append(p.history, c)
 }
 
 // Read returns the level on the pin (the stuck level if it is stuck).
@@ -217,7 +240,7 @@ func (p *Pin) Drive(l gpio.Level) {
 	p.mu.Lock()
 	prev := p.level
 	p.level = l
-	p.history = append(p.history, Change{At: time.Now(), Level: l, Driven: false})
+	p.recordLocked(Change{At: time.Now(), Level: l, Driven: false})
 	edge := p.edge
 	p.mu.Unlock()
 	fire := prev != l && (edge == gpio.BothEdges || (edge == gpio.RisingEdge && l) || (edge == gpio.FallingEdge && !l))

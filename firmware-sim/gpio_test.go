@@ -82,3 +82,21 @@ func TestPinNamesAsTheLoaderReadsThem(t *testing.T) {
 		t.Fatal("Stuck does not report the stuck level")
 	}
 }
+
+func TestPinHistoryIsBounded(t *testing.T) {
+	p := NewGPIO(nil).Pin("GPIO6")
+	p.Drive(gpio.High) // an outside level, long ago
+	for i := 0; i < 3*maxPinHistory; i++ {
+		p.Out(gpio.Level(i%2 == 0))
+	}
+	h := p.History()
+	if len(h) > maxPinHistory || len(h) < maxPinHistory*3/4 {
+		t.Fatalf("history of %d changes, want at most %d and most of them kept", len(h), maxPinHistory)
+	}
+	if last := h[len(h)-1]; last.Level != gpio.Low || !last.Driven {
+		t.Fatalf("newest change %+v, want the last Out(Low)", last)
+	}
+	if !p.hasExternal() {
+		t.Fatal("the outside drive was forgotten with the old history")
+	}
+}
