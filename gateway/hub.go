@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/protocol"
@@ -48,6 +49,14 @@ type deviceEntry struct {
 	drv     drivers.Sensor
 	sensors []*sensorEntry
 	lastErr string // guarded by hub.mu
+
+	// pub serialises the device's publishing (a Watcher may emit from
+	// goroutines of its own) and guards flush: the outboxes whose flusher
+	// to start once hub.mu is released.
+	pub   sync.Mutex
+	flush []*outbox
+
+	missed *metrics.Counter // sampler ticks missed (nil: not counted); the sampler's own
 }
 
 // subWant is one subscriber's interest in one sensor.
@@ -201,6 +210,8 @@ func (h *hub) sample(ctx context.Context, d *deviceEntry) {
 	vals := make([]float64, len(d.sensors))
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	d.missed = h.metrics.samplerMissedTicks(d.name)
+	last := time.Now()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		err := d.drv.Read(rctx, vals)
@@ -221,7 +232,21 @@ func (h *hub) sample(ctx context.Context, d *deviceEntry) {
 			return
 		case <-t.C:
 		}
+		// A ticker drops the ticks that come while the sampler is busy:
+		// count them, so that a sampler too slow for its interval shows.
+		now = time.Now()
+		if n := missedTicks(now.Sub(last), interval); n > 0 && d.missed != nil {
+			d.missed.Add(n)
+		}
+		last = now
 	}
+}
+
+// missedTicks is how many ticks of interval fell between two reads of a
+// ticker elapsed apart (one tick is expected; up to half an interval of
+// lateness is jitter, not a miss).
+func missedTicks(elapsed, interval time.Duration) int {
+	return int((elapsed+interval/2)/interval) - 1
 }
 
 // publish encodes one sample once and queues it to every subscriber of its
@@ -231,6 +256,8 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 		h.publishError(d, fmt.Errorf("%s read a non-finite value", d.sensors[q].info.Name), at)
 		return
 	}
+	d.pub.Lock()
+	defer d.pub.Unlock()
 	e := d.sensors[q]
 	s := samplePool.Get().(*sample)
 	s.refs.Store(1) // the hub's "latest" reference
@@ -250,7 +277,7 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	protocol.PutRecord(s.record[:], s.seq, s.tsNano, v, s.index)
 	old := e.latest
 	e.latest = s
-	h.fanOutLocked(s, true)
+	d.flush = h.fanOutLocked(s, true, d.flush[:0])
 	if h.tap != nil {
 		h.tap(s.seq, s.text)
 	}
@@ -258,14 +285,30 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	if old != nil {
 		old.release()
 	}
+	startFlushers(d.flush)
+}
+
+// startFlushers starts the flushers that a fan-out claimed, once the hub's
+// lock is released (so that fan-out holds it as briefly as it can).
+func startFlushers(os []*outbox) {
+	for i, o := range os {
+		go o.w.run()
+		os[i] = nil
+	}
 }
 
 // publishError reports a failed read of a device as a sensor_error event
 // for each of its sensors.
 func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 	msg := err.Error()
+	d.pub.Lock()
+	defer d.pub.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer func() {
+		h.mu.Unlock()
+		startFlushers(d.flush)
+	}()
+	d.flush = d.flush[:0]
 	h.metrics.sensorReadFailed(d.name)
 	if d.lastErr != msg {
 		h.log.Warn("sensor read failed", "device", d.name, "err", msg)
@@ -276,7 +319,7 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 		s.refs.Store(1)
 		s.index, s.isErr, s.tsNano = uint32(e.info.Index), true, at.UnixNano()
 		s.text = protocol.AppendSensorError(s.text[:0], e.info.Name, msg, at.UnixMilli())
-		h.fanOutLocked(s, false)
+		d.flush = h.fanOutLocked(s, false, d.flush)
 		if h.tap != nil {
 			h.tap(0, s.text)
 		}
@@ -284,7 +327,10 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 	}
 }
 
-func (h *hub) fanOutLocked(s *sample, decimate bool) {
+// fanOutLocked queues s to every subscriber that wants it, and appends to
+// flush the outboxes whose flusher the caller must start (startFlushers)
+// after releasing h.mu.
+func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox {
 	for _, sub := range h.subs {
 		w := &sub.want[s.index]
 		if !w.on {
@@ -294,11 +340,15 @@ func (h *hub) fanOutLocked(s *sample, decimate bool) {
 			continue
 		}
 		s.refs.Add(1)
-		sub.out.mu.Lock()
-		sub.out.pushSampleLocked(s, w.binary)
-		sub.out.mu.Unlock()
-		sub.out.wake()
+		o := sub.out
+		o.mu.Lock()
+		o.pushSampleLocked(s, w.binary)
+		if o.claimFlushLocked() {
+			flush = append(flush, o)
+		}
+		o.mu.Unlock()
 	}
+	return flush
 }
 
 // match resolves names and glob patterns to sensors. A plain name that

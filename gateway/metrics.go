@@ -120,16 +120,22 @@ func (m *gatewayMetrics) counter(format string, args ...any) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
 }
 
-func (m *gatewayMetrics) relayChanged(relay, source string) {
-	if c := m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, relay, source); c != nil {
-		c.Inc()
-	}
+// relayChanges is the counter of a relay's changes from one source (nil
+// when m is).
+func (m *gatewayMetrics) relayChanges(relay, source string) *metrics.Counter {
+	return m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, relay, source)
 }
 
 func (m *gatewayMetrics) relayWriteFailed(relay string) {
 	if c := m.counter(`edgegate_relay_write_errors_total{relay=%q}`, relay); c != nil {
 		c.Inc()
 	}
+}
+
+// samplerMissedTicks is the counter of a sensor device's sampler ticks
+// missed because a read and its fan-out took longer than the interval.
+func (m *gatewayMetrics) samplerMissedTicks(device string) *metrics.Counter {
+	return m.counter(`edgegate_sampler_missed_ticks_total{device=%q}`, device)
 }
 
 func (m *gatewayMetrics) sensorReadFailed(device string) {

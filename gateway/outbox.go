@@ -15,7 +15,7 @@ import (
 // maxControlQueue is how many replies and events may wait for a client that
 // reads slowly. They are never dropped: a client past this is disconnected
 // (close 1008) and gets a fresh hello when it reconnects.
-const maxControlQueue = 256
+const maxControlQueue = 1024
 
 var errTooSlow = errors.New("client too slow: outgoing queue full")
 
@@ -31,6 +31,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // outbox is everything waiting to be written to one connection: control
 // messages (never dropped) and, for sensor subscribers, samples in a bounded
 // ring that drops its oldest entries when full and counts them.
+//
+// No goroutine waits on an idle connection's outbox: a push starts a
+// flusher (writer.run) when none is running, and the flusher returns once
+// it finds nothing left to write.
 type outbox struct {
 	mu      sync.Mutex
 	ctrl    []ctrlMsg
@@ -38,17 +42,56 @@ type outbox struct {
 	head, n int
 	dropped uint64
 	kicked  bool
-	notify  chan struct{}    // capacity 1: "something to write"
 	drops   *metrics.Counter // counts dropped samples too, when set
+
+	w        *writer        // nil until the session starts: pushes only queue
+	flushing bool           // a flusher is running; it will see what is pushed
+	stopped  bool           // no flusher starts any more
+	corked   bool           // the read loop flushes when it is done (cork)
+	flushers sync.WaitGroup // the running flusher, for stop
 }
 
-func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
+func newOutbox() *outbox { return &outbox{} }
 
-func (o *outbox) wake() {
-	select {
-	case o.notify <- struct{}{}:
-	default:
+// claimFlushLocked reports whether the caller, having queued something,
+// must start a flusher (go o.w.run()) once it has unlocked o.mu.
+func (o *outbox) claimFlushLocked() bool {
+	if o.w == nil || o.flushing || o.stopped || o.corked {
+		return false
 	}
+	o.flushing = true
+	o.flushers.Add(1)
+	return true
+}
+
+// wake makes sure that what is queued gets written.
+func (o *outbox) wake() {
+	o.mu.Lock()
+	start := o.claimFlushLocked()
+	o.mu.Unlock()
+	if start {
+		go o.w.run()
+	}
+}
+
+// start attaches the writer of the session and writes what was queued
+// before (the hello).
+func (o *outbox) start(w *writer) {
+	o.mu.Lock()
+	o.w = w
+	start := o.pendingLocked() && o.claimFlushLocked()
+	o.mu.Unlock()
+	if start {
+		go w.run()
+	}
+}
+
+// stop lets no flusher start any more and waits for the one running.
+func (o *outbox) stop() {
+	o.mu.Lock()
+	o.stopped = true
+	o.mu.Unlock()
+	o.flushers.Wait()
 }
 
 // pushCtrl queues a control message; false when the client is too far behind.
@@ -137,40 +180,106 @@ func (o *outbox) closeAll() {
 	o.n = 0
 }
 
-// writer owns a connection's write side: it drains the outbox, pings every
-// heartbeat interval, and returns when stop closes or a write fails.
+// writer owns a connection's write side: a flusher (run) drains the outbox
+// while it has something, and a timer pings every heartbeat interval. An
+// error ends the connection (fail) and is reported once to failed.
 type writer struct {
 	io       *ioCounters  // nil: not counted
 	trace    *slog.Logger // nil unless debug logging is on
 	c        *wsconn.Conn
 	o        *outbox
 	interval time.Duration
-	ctrl     []ctrlMsg
-	samples  []queued
-	bin      []byte
-	dropBuf  []byte
+	failed   func(error) // called once, on the first write error
+	pinger   *time.Timer
+
+	// The flusher's own: reused from one flush to the next.
+	ctrl    []ctrlMsg
+	samples []queued
+	msgs    []wsconn.Message
+	bin     []byte
+	dropBuf []byte
 }
 
-func (w *writer) run(stop <-chan struct{}) error {
-	ping := time.NewTicker(w.interval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-w.o.notify:
-			if err := w.flush(); err != nil {
-				w.fail(err)
-				return err
-			}
-		case <-ping.C:
-			if err := w.c.Ping(nil); err != nil {
-				w.fail(err)
-				return err
-			}
-		case <-stop:
-			return nil
-		}
+// startPings arms the heartbeat.
+func (w *writer) startPings() {
+	if w.interval > 0 {
+		w.pinger = time.AfterFunc(w.interval, w.ping)
 	}
 }
+
+// stopPings disarms the heartbeat; call after o.stop, so that a ping under
+// way does not re-arm it.
+func (w *writer) stopPings() {
+	if w.pinger != nil {
+		w.pinger.Stop()
+	}
+}
+
+func (w *writer) ping() {
+	if err := w.c.Ping(nil); err != nil {
+		w.fail(err)
+		return
+	}
+	w.o.mu.Lock()
+	if !w.o.stopped {
+		w.pinger.Reset(w.interval)
+	}
+	w.o.mu.Unlock()
+}
+
+// run flushes until the outbox is empty (or a write fails), then returns.
+// The caller has claimed the flush (claimFlushLocked).
+func (w *writer) run() {
+	for w.step() {
+	}
+}
+
+// step is one flush by the holder of the claim: it writes what is queued
+// and reports whether there is more; if not (or the write failed), it has
+// given up the claim.
+func (w *writer) step() bool {
+	o := w.o
+	if err := w.flush(); err != nil {
+		o.mu.Lock()
+		o.flushing = false
+		o.stopped = true // the connection is ending
+		o.mu.Unlock()
+		w.fail(err)
+		o.flushers.Done()
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stopped || !o.pendingLocked() {
+		o.flushing = false
+		o.flushers.Done()
+		return false
+	}
+	return true
+}
+
+// cork holds back flushes while the read loop handles a request, so that
+// its reply and the events it causes leave in one write.
+func (o *outbox) cork() {
+	o.mu.Lock()
+	o.corked = true
+	o.mu.Unlock()
+}
+
+// uncork ends cork. What is queued is written at once by the reading
+// goroutine (one write, no goroutine to wake), and only what keeps coming
+// after that goes to a flusher of its own, so that reading goes on.
+func (o *outbox) uncork() {
+	o.mu.Lock()
+	o.corked = false
+	start := o.pendingLocked() && o.claimFlushLocked()
+	o.mu.Unlock()
+	if start && o.w.step() {
+		go o.w.run()
+	}
+}
+
+func (o *outbox) pendingLocked() bool { return len(o.ctrl) > 0 || o.n > 0 || o.kicked }
 
 // fail ends the connection after a write error. Once the closing handshake
 // has begun (ErrClosed), the reader finishes it: dropping the connection
@@ -182,6 +291,9 @@ func (w *writer) fail(err error) {
 		w.c.Close(ws.StatusPolicyViolation, "too slow: outgoing queue full")
 	default:
 		w.c.CloseNow()
+	}
+	if w.failed != nil {
+		w.failed(err)
 	}
 }
 
@@ -210,55 +322,60 @@ func (w *writer) flush() error {
 	o.dropped = 0
 	o.mu.Unlock()
 
-	var err error
-	for i, m := range w.ctrl {
-		if err == nil {
-			err = w.write(ws.OpText, m.data)
-		}
-		o.release(m)
-		w.ctrl[i] = ctrlMsg{}
+	// Everything goes out in one write, each message framed as before:
+	// control messages, the dropped notice, then the samples (binary
+	// records batched into one message per run of consecutive ones).
+	msgs := w.msgs[:0]
+	for _, m := range w.ctrl {
+		msgs = append(msgs, wsconn.Message{Op: ws.OpText, Data: m.data})
 	}
-	if err == nil && dropped > 0 && len(w.samples) > 0 {
+	if dropped > 0 && len(w.samples) > 0 {
 		w.dropBuf = protocol.AppendDropped(w.dropBuf[:0], dropped)
-		err = w.write(ws.OpText, w.dropBuf)
+		msgs = append(msgs, wsconn.Message{Op: ws.OpText, Data: w.dropBuf})
 	} else if dropped > 0 {
 		// Nothing to precede: keep the count for before the next sample.
 		o.mu.Lock()
 		o.dropped += dropped
 		o.mu.Unlock()
 	}
-	w.bin = w.bin[:0]
-	for i, q := range w.samples {
-		if err == nil {
-			if q.binary {
-				w.bin = append(w.bin, q.s.record[:]...)
-			} else {
-				if len(w.bin) > 0 {
-					err = w.write(ws.OpBinary, w.bin)
-					w.bin = w.bin[:0]
-				}
-				if err == nil {
-					err = w.write(ws.OpText, q.s.text)
-				}
+	if need := len(w.samples) * protocol.RecordSize; cap(w.bin) < need {
+		w.bin = make([]byte, 0, need) // runs below must not move it
+	}
+	bin, run := w.bin[:0], 0 // run: where the current run of records starts
+	for _, q := range w.samples {
+		if q.binary {
+			bin = append(bin, q.s.record[:]...)
+			continue
+		}
+		if len(bin) > run {
+			msgs = append(msgs, wsconn.Message{Op: ws.OpBinary, Data: bin[run:]})
+			run = len(bin)
+		}
+		msgs = append(msgs, wsconn.Message{Op: ws.OpText, Data: q.s.text})
+	}
+	if len(bin) > run {
+		msgs = append(msgs, wsconn.Message{Op: ws.OpBinary, Data: bin[run:]})
+	}
+	err := w.c.WriteMessages(msgs)
+	if err == nil {
+		for _, m := range msgs {
+			w.io.out(len(m.Data))
+			if w.trace != nil {
+				w.trace.Debug("message out", "op", m.Op, "bytes", len(m.Data), "data", excerpt(m.Data))
 			}
 		}
+	}
+	for i := range msgs {
+		msgs[i] = wsconn.Message{}
+	}
+	w.msgs = msgs[:0]
+	for i, m := range w.ctrl {
+		o.release(m)
+		w.ctrl[i] = ctrlMsg{}
+	}
+	for i, q := range w.samples {
 		q.s.release()
 		w.samples[i] = queued{}
-	}
-	if err == nil && len(w.bin) > 0 {
-		err = w.write(ws.OpBinary, w.bin)
-	}
-	return err
-}
-
-// write sends one message, counting it (and tracing it at debug level).
-func (w *writer) write(op ws.OpCode, data []byte) error {
-	err := w.c.WriteMessage(op, data)
-	if err == nil {
-		w.io.out(len(data))
-		if w.trace != nil {
-			w.trace.Debug("message out", "op", op, "bytes", len(data), "data", excerpt(data))
-		}
 	}
 	return err
 }

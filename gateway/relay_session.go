@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
@@ -13,11 +14,10 @@ import (
 
 // relaySession is one relay-control.v1 connection.
 type relaySession struct {
-	g    *Gateway
-	p    *peer
-	out  *outbox
-	ops  relayRequests
-	list []protocol.RelayInfo
+	g   *Gateway
+	p   *peer
+	out *outbox
+	ops relayRequests
 }
 
 func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
@@ -31,9 +31,9 @@ func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 	// Subscribe and queue hello in one step, before any event can be queued.
 	g.relays.mu.Lock()
 	g.relays.sinks[s] = struct{}{}
-	s.list = g.relays.snapshotLocked(s.list)
+	list := g.relays.snapshotLocked(nil) // not kept: the session holds only what it needs
 	s.out.pushReply(func(b []byte) []byte {
-		return protocol.AppendRelayHello(b, g.cfg.Gateway.ID, g.version, p.role, s.list)
+		return protocol.AppendRelayHello(b, g.cfg.Gateway.ID, g.version, p.role, list)
 	})
 	g.relays.mu.Unlock()
 	defer g.relays.unsubscribe(s)
@@ -61,6 +61,63 @@ type relayRequests struct {
 	who, remote string
 	log         *slog.Logger
 	result      string // of the request being carried out: ok or an error code
+
+	timeout     opTimeout
+	replyOn     bool                // the state encodeReply reports
+	encodeReply func([]byte) []byte // the reply to a change that succeeded
+}
+
+// opTimeout bounds each operation of one relayRequests (they come one at a
+// time) with one context and one timer reused from one operation to the
+// next, where context.WithTimeout would allocate both every time. The
+// context is replaced only after a timeout has cancelled it.
+type opTimeout struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	timer  *time.Timer
+	active bool // an operation is under way
+	fired  bool // its timeout has cancelled it
+	stale  int  // timer callbacks under way for operations already ended
+}
+
+// begin returns the context of an operation that may take up to d.
+func (t *opTimeout) begin(d time.Duration) context.Context {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx == nil || t.ctx.Err() != nil {
+		t.ctx, t.cancel = context.WithCancel(context.Background())
+	}
+	t.active, t.fired = true, false
+	if t.timer == nil {
+		t.timer = time.AfterFunc(d, t.expire)
+	} else {
+		t.timer.Reset(d)
+	}
+	return t.ctx
+}
+
+// end ends the operation begun last.
+func (t *opTimeout) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active = false
+	if !t.timer.Stop() && !t.fired {
+		t.stale++ // it fired, and its callback is about to run: for nothing
+	}
+}
+
+func (t *opTimeout) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stale > 0 {
+		t.stale--
+		return
+	}
+	if t.active {
+		t.fired = true
+		t.cancel()
+	}
 }
 
 // handle decodes one request, carries it out and queues its reply.
@@ -112,8 +169,8 @@ func (s *relayRequests) do() {
 		s.replyError(req.ID, protocol.CodeForbidden, fmt.Sprintf("role %q may not change relays; an operator token is needed for %s", s.role, req.Op))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := s.timeout.begin(5 * time.Second)
+	defer s.timeout.end()
 	var on bool
 	var err error
 	switch req.Op {
@@ -145,14 +202,21 @@ func (s *relayRequests) do() {
 	}
 	s.result = "ok"
 	s.req.State = protocol.StateString(on) // the state it now has, for the audit line
-	s.reply(func(b []byte) []byte { return protocol.AppendRelayReply(b, req.ID, req.Relay, on, 0) })
+	s.replyOn = on
+	if s.encodeReply == nil {
+		// Made once: a closure made per reply would be allocated per reply.
+		s.encodeReply = func(b []byte) []byte {
+			return protocol.AppendRelayReply(b, s.req.ID, s.req.Relay, s.replyOn, 0)
+		}
+	}
+	s.reply(s.encodeReply)
 }
 
 // audit logs one line for a request to change a relay: who asked (key
 // name, role, remote address), what, with which source, and the result.
 func (s *relayRequests) audit() {
-	if s.log == nil {
-		return
+	if s.log == nil || !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // building the line would allocate for nothing
 	}
 	req := &s.req
 	attrs := []any{"op", req.Op, "relay", req.Relay, "source", s.source, "who", s.who, "role", s.role, "remote", s.remote, "result", s.result}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/protocol"
@@ -52,6 +53,22 @@ type relayEntry struct {
 	known     bool // a state has been confirmed since start
 	changedAt int64
 	lastErr   string
+	// counters of changes by source, made on first use (nil: not counted)
+	changeCounters map[string]*metrics.Counter
+}
+
+// changes is the counter of the relay's changes from source. Call with
+// relayService.mu held.
+func (e *relayEntry) changes(m *gatewayMetrics, source string) *metrics.Counter {
+	c, ok := e.changeCounters[source]
+	if !ok {
+		c = m.relayChanges(e.cfg.Name, source)
+		if e.changeCounters == nil {
+			e.changeCounters = map[string]*metrics.Counter{}
+		}
+		e.changeCounters[source] = c
+	}
+	return c
 }
 
 // relayService owns the relays: it carries out changes through the drivers,
@@ -69,6 +86,7 @@ type relayService struct {
 	closed  bool
 	started bool // every relay has been driven to its initial state
 	evbuf   []byte
+	evslab  []byte // the chunk event copies are cut from (copyEvent)
 }
 
 func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error) {
@@ -166,15 +184,38 @@ func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
 	}
 	now := time.Now().UnixMilli()
 	e.on, e.known, e.changedAt = on, true, now
-	s.metrics.relayChanged(e.cfg.Name, source)
-	s.log.Info("relay changed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source)
+	if c := e.changes(s.metrics, source); c != nil {
+		c.Inc()
+	}
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("relay changed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source)
+	}
 	s.evbuf = protocol.AppendStateEvent(s.evbuf[:0], e.cfg.Name, on, source, now)
 	if len(s.sinks) > 0 {
-		msg := append([]byte(nil), s.evbuf...) // one copy shared by every sink
+		msg := s.copyEvent(s.evbuf) // one copy shared by every sink
 		for sink := range s.sinks {
 			sink.relayEvent(msg)
 		}
 	}
+}
+
+// eventChunk is the size of the chunks that event copies are cut from.
+const eventChunk = 16 << 10
+
+// copyEvent returns a copy of an encoded event for the sinks to keep. The
+// copies are cut from chunks of eventChunk bytes, one allocation for many
+// events; a chunk is freed when the last event in it is. Call with s.mu
+// held.
+func (s *relayService) copyEvent(b []byte) []byte {
+	if len(b) > eventChunk/8 {
+		return append([]byte(nil), b...)
+	}
+	if cap(s.evslab)-len(s.evslab) < len(b) {
+		s.evslab = make([]byte, 0, eventChunk)
+	}
+	start := len(s.evslab)
+	s.evslab = append(s.evslab, b...)
+	return s.evslab[start:len(s.evslab):len(s.evslab)] // capped: an append cannot reach the next
 }
 
 // setLocked turns e on or off, first turning its interlock partners off.

@@ -385,7 +385,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	defer release()
+	// Once the connection is upgraded, the session runs in a goroutine of
+	// its own (handedOff), which then releases the admission and ends the
+	// session.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	p := &peer{protocol: proto, role: role, who: who, remote: r.RemoteAddr}
 	g.mu.Lock()
 	closing := g.closing
@@ -400,7 +408,11 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer g.endSession(p)
+	defer func() {
+		if !handedOff {
+			g.endSession(p)
+		}
+	}()
 
 	deflate := g.deflateNegotiator(true)
 	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }, Negotiate: deflate.Negotiate}
@@ -415,8 +427,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		// instead of reaching its bounded queue, which drops the oldest.
 		tc.SetWriteBuffer(socketSendBuffer)
 	}
+	// The HTTP server's 4 KiB reader is kept only while it holds bytes the
+	// client sent right after its handshake; otherwise the connection reads
+	// through a small one of its own (an idle connection holds little).
+	br := rw.Reader
+	if br.Buffered() == 0 {
+		br = nil
+	}
 	lim := g.cfg.Gateway.Limits
-	c := wsconn.New(nc, rw.Reader, wsconn.Config{
+	c := wsconn.New(nc, br, wsconn.Config{
 		MaxMessageBytes: lim.MaxMessageBytes,
 		IdleTimeout:     time.Duration(g.cfg.Gateway.Heartbeat.Timeout),
 		WriteTimeout:    time.Duration(lim.WriteTimeout),
@@ -430,9 +449,17 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.Close(ws.StatusGoingAway, "gateway shutting down")
 		return
 	}
-	g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
-	g.services[proto](g, c, p)
-	g.log.Debug("session end", "protocol", proto, "remote", p.remote)
+	// The session runs in a fresh goroutine, so that this one returns and
+	// net/http lets go of the request, the response and its deep stack:
+	// for the connection's life only the session's small stack is kept.
+	handedOff = true
+	go func() {
+		defer release()
+		defer g.endSession(p)
+		g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
+		g.services[proto](g, c, p)
+		g.log.Debug("session end", "protocol", proto, "remote", p.remote)
+	}()
 }
 
 func (g *Gateway) endSession(p *peer) {

@@ -14,10 +14,11 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// serveSession runs one connection of any subprotocol: a writer goroutine
-// that owns the socket's write side, and the read loop here, which hands
-// each JSON text message to handle. It returns when the connection ends,
-// after the writer has stopped.
+// serveSession runs one connection of any subprotocol: the read loop here,
+// which hands each JSON text message to handle, and a writer that flushes
+// the outbox from a goroutine of its own only while it has something to
+// write, and pings from a timer. It returns when the connection ends, after
+// the writer has stopped.
 func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(payload []byte)) {
 	io := g.metrics.ioFor(p.protocol)
 	w := &writer{c: c, o: o, interval: time.Duration(g.cfg.Gateway.Heartbeat.Interval), io: io}
@@ -25,18 +26,17 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 	if debug {
 		w.trace = g.log.With("remote", p.remote, "protocol", p.protocol)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.run(stop); errors.Is(err, errTooSlow) {
+	w.failed = func(err error) {
+		if errors.Is(err, errTooSlow) {
 			g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.slowClients })
 			g.log.Warn("client too slow: its outgoing queue is full; disconnecting", "remote", p.remote, "protocol", p.protocol)
 		}
-	}()
+	}
+	o.start(w)
+	w.startPings()
 	defer func() {
-		close(stop)
-		<-done
+		o.stop()
+		w.stopPings()
 		o.closeAll()
 	}()
 	limit := newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)
@@ -73,7 +73,9 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 			}
 			continue
 		}
+		o.cork()
 		handle(payload)
+		o.uncork()
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 // ignored, as are unknown fields.
 type Request struct {
 	// ID is the raw JSON of the request's id (a number or a string), echoed
-	// verbatim in the reply; nil when the request had none.
+	// verbatim in the reply; nil when the request had none. It may use
+	// storage of the Request that the next decode into it reuses.
 	ID json.RawMessage `json:"id"`
 	Op string          `json:"op"`
 
@@ -25,6 +26,8 @@ type Request struct {
 	Sensors []string        `json:"sensors"`
 	MaxHz   json.RawMessage `json:"max_hz"`
 	Format  string          `json:"format"`
+
+	idBuf []byte // storage for ID reused from one decode to the next (fastdecode.go)
 }
 
 // RequestError is a request that cannot be carried out as sent. ID is the
@@ -40,21 +43,27 @@ func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
 // DecodeRequest parses one request message. Any problem with the message
 // itself is a *RequestError with code bad_request.
 func DecodeRequest(data []byte, req *Request) error {
-	*req = Request{Sensors: req.Sensors[:0]}
+	prevRelay := req.Relay
+	*req = Request{Sensors: req.Sensors[:0], idBuf: req.idBuf}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return &RequestError{Code: CodeBadRequest, Message: "a request is a JSON object, like {\"op\":\"list\"}"}
 	}
-	if err := json.Unmarshal(trimmed, req); err != nil {
-		e := &RequestError{Code: CodeBadRequest, Message: "invalid JSON: " + jsonProblem(err)}
-		// Recover the id when the rest is only mistyped, so the reply can echo it.
-		var idOnly struct {
-			ID json.RawMessage `json:"id"`
+	// The common requests decode without allocating; the rest (and every
+	// malformed one) through encoding/json.
+	if !decodeFast(trimmed, req, prevRelay) {
+		*req = Request{Sensors: req.Sensors[:0], idBuf: req.idBuf}
+		if err := json.Unmarshal(trimmed, req); err != nil {
+			e := &RequestError{Code: CodeBadRequest, Message: "invalid JSON: " + jsonProblem(err)}
+			// Recover the id when the rest is only mistyped, so the reply can echo it.
+			var idOnly struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(trimmed, &idOnly) == nil && validID(idOnly.ID) {
+				e.ID = idOnly.ID
+			}
+			return e
 		}
-		if json.Unmarshal(trimmed, &idOnly) == nil && validID(idOnly.ID) {
-			e.ID = idOnly.ID
-		}
-		return e
 	}
 	if req.ID != nil && !validID(req.ID) {
 		return &RequestError{Code: CodeBadRequest, Message: "id must be a number or a string"}

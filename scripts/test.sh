@@ -51,6 +51,7 @@ go test -race -count=1 -timeout 15m ./...
 step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
 go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
 go test -run '^$' -fuzz '^FuzzDecodeRequest$' -fuzztime 10s ./protocol
+go test -run '^$' -fuzz '^FuzzDecodeFastMatchesJSON$' -fuzztime 10s ./protocol
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./gateway/config
 
 # --- ARM builds ----------------------------------------------------------------

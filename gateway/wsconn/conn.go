@@ -51,9 +51,14 @@ type Config struct {
 // frame before it drops the TCP connection.
 const closeLinger = 2 * time.Second
 
-// smallWrite is the size up to which a frame is copied into one buffer and
-// written with one syscall.
+// smallWrite is the size of a pooled write buffer, and of the chunks in
+// which a client masks a large payload.
 const smallWrite = 4096
+
+// maxBatch is the size up to which frames are copied into one buffer and
+// written with one syscall; a larger payload is written on its own, after
+// its header.
+const maxBatch = 64 << 10
 
 // ErrClosed is returned by writes after the closing handshake started.
 var ErrClosed = errors.New("wsconn: connection closed")
@@ -97,7 +102,6 @@ type Conn struct {
 
 	// Write side.
 	wmu      sync.Mutex
-	wbuf     []byte
 	sentCode ws.StatusCode
 	sentWhy  string
 	closed   bool // TCP closed
@@ -587,44 +591,132 @@ func (c *Conn) writeFrameLocked(op ws.OpCode, p []byte) error {
 // writeFrameRaw writes one final frame with reserved bits rsv (as in
 // ws.Header.Rsv). Call with the write lock held.
 func (c *Conn) writeFrameRaw(op ws.OpCode, rsv byte, p []byte) error {
-	if c.cfg.WriteTimeout > 0 {
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
-			return err
+	if err := c.armWriteDeadline(); err != nil {
+		return err
+	}
+	bp := getWriteBuf()
+	defer putWriteBuf(bp)
+	var err error
+	*bp, err = c.appendFrame((*bp)[:0], op, rsv, p)
+	if err == nil && len(*bp) > 0 {
+		_, err = c.nc.Write(*bp)
+	}
+	return err
+}
+
+// Message is one whole message for WriteMessages.
+type Message struct {
+	Op   ws.OpCode
+	Data []byte
+}
+
+// WriteMessages writes msgs in order, each as the single frame that
+// WriteMessage would write for it (compressed under the same rule), but
+// framed into one buffer and sent with one write (more only when the batch
+// is over maxBatch bytes, or a message is larger than that). Either every
+// frame is written or an error is returned; the caller's slices are not
+// kept.
+func (c *Conn) WriteMessages(msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	c.mu()
+	defer c.unmu()
+	if c.closing.Load() || c.closed {
+		return ErrClosed
+	}
+	if err := c.armWriteDeadline(); err != nil {
+		return err
+	}
+	bp := getWriteBuf()
+	defer putWriteBuf(bp)
+	buf := (*bp)[:0]
+	var err error
+	for _, m := range msgs {
+		p, rsv := m.Data, byte(0)
+		if c.z != nil && m.Op.IsData() && m.Op != ws.OpContinuation && len(p) >= c.z.minSize {
+			if p, err = c.z.compress(p); err != nil {
+				break
+			}
+			rsv = rsv1
+		}
+		// A frame that fits a buffer of its own, but not after what is
+		// there, starts a new one (a larger one is written by appendFrame
+		// right after what is there).
+		if fits := ws.MaxHeaderSize+len(p) <= maxBatch; fits && len(buf)+ws.MaxHeaderSize+len(p) > maxBatch {
+			if _, err = c.nc.Write(buf); err != nil {
+				break
+			}
+			buf = buf[:0]
+		}
+		if buf, err = c.appendFrame(buf, m.Op, rsv, p); err != nil {
+			break
 		}
 	}
+	if err == nil && len(buf) > 0 {
+		_, err = c.nc.Write(buf)
+	}
+	*bp = buf
+	return err
+}
+
+// appendFrame appends one final frame with payload p to buf. A frame that
+// would make buf larger than maxBatch is not appended: what buf held and the
+// frame's header are written, then the payload (masked in chunks on a
+// client), and buf comes back empty.
+func (c *Conn) appendFrame(buf []byte, op ws.OpCode, rsv byte, p []byte) ([]byte, error) {
 	var mask [4]byte
 	if c.cfg.Client {
 		mask = ws.NewMask()
 	}
-	if cap(c.wbuf) < smallWrite {
-		c.wbuf = make([]byte, 0, smallWrite)
-	}
-	hn := putHeader(c.wbuf[:ws.MaxHeaderSize], op, rsv, len(p), c.cfg.Client, mask)
-	if hn+len(p) <= smallWrite {
-		// One buffer, one syscall.
-		b := c.wbuf[:hn+len(p)]
-		copy(b[hn:], p)
+	var hdr [ws.MaxHeaderSize]byte
+	hn := putHeader(hdr[:], op, rsv, len(p), c.cfg.Client, mask)
+	buf = append(buf, hdr[:hn]...)
+	if len(buf)+len(p) <= maxBatch {
+		start := len(buf)
+		buf = append(buf, p...)
 		if c.cfg.Client {
-			ws.Cipher(b[hn:], mask, 0)
+			ws.Cipher(buf[start:], mask, 0)
 		}
-		_, err := c.nc.Write(b)
-		return err
+		return buf, nil
 	}
-	if _, err := c.nc.Write(c.wbuf[:hn]); err != nil {
-		return err
+	if _, err := c.nc.Write(buf); err != nil {
+		return buf[:0], err
 	}
+	buf = buf[:0]
 	if !c.cfg.Client {
 		_, err := c.nc.Write(p)
-		return err
+		return buf, err
 	}
 	for off := 0; off < len(p); off += smallWrite {
-		chunk := c.wbuf[:copy(c.wbuf[:smallWrite], p[off:])]
+		chunk := append(buf[:0], p[off:min(off+smallWrite, len(p))]...)
 		ws.Cipher(chunk, mask, off)
 		if _, err := c.nc.Write(chunk); err != nil {
-			return err
+			return buf[:0], err
 		}
+		buf = chunk[:0]
+	}
+	return buf, nil
+}
+
+func (c *Conn) armWriteDeadline() error {
+	if c.cfg.WriteTimeout > 0 {
+		return c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	}
 	return nil
+}
+
+// Write buffers are pooled: a connection takes one for a write and gives
+// it back, so that an idle connection holds none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallWrite); return &b }}
+
+func getWriteBuf() *[]byte { return writeBufs.Get().(*[]byte) }
+
+func putWriteBuf(bp *[]byte) {
+	if cap(*bp) <= maxBatch {
+		*bp = (*bp)[:0]
+		writeBufs.Put(bp)
+	}
 }
 
 // putHeader encodes the header of a final frame into b (at least 14 bytes)

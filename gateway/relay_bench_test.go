@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/edgegate/edgegate/drivers"
+	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/protocol"
+)
+
+type discardSink struct{ n int }
+
+func (d *discardSink) relayEvent([]byte) { d.n++ }
+
+// BenchmarkRelayRequest is one whole relay-control request as a session
+// carries it out: decode, set a GPIO relay on a simulated pin (its journal
+// written), the state event to a subscriber, and the reply encoded. Info
+// logging is off, as in the benchmarks of docs/benchmarks.md.
+func BenchmarkRelayRequest(b *testing.B) {
+	hw := firmwaresim.NewHardware(io.Discard)
+	defer hw.Close()
+	cfg := &config.Config{Relays: []config.Relay{{Name: "pump", Driver: "gpio", Pin: "GPIO17", MaxPulse: config.Duration(time.Minute)}}}
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rs, err := newRelayService(cfg, drivers.Env{Buses: hw, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs.metrics = newGatewayMetrics()
+	rs.start(context.Background(), func(config.Relay) bool { return false })
+	defer rs.Shutdown(context.Background())
+	rs.subscribe(&discardSink{})
+	var out []byte
+	r := &relayRequests{rs: rs, role: protocol.RoleOperator, source: protocol.SourceClient, log: log,
+		reply: func(encode func([]byte) []byte) { out = encode(out[:0]) }}
+	reqs := [][]byte{
+		[]byte(`{"id":7,"op":"set","relay":"pump","state":"on"}`),
+		[]byte(`{"id":8,"op":"set","relay":"pump","state":"off"}`),
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r.handle(reqs[i&1])
+		i++
+	}
+	if len(out) == 0 || out[len(out)-1] != '}' {
+		b.Fatalf("reply %q", out)
+	}
+}
