@@ -384,7 +384,7 @@ func (s *relayService) snapshotLocked(dst []protocol.RelayInfo) []protocol.Relay
 	for _, e := range s.relays {
 		dst = append(dst, protocol.RelayInfo{
 			Name: e.cfg.Name, On: e.on, Driver: e.drv.Driver(), ChangedAt: e.changedAt,
-			Interlock: e.cfg.Interlock, MaxPulse: time.Duration(e.cfg.MaxPulse).Milliseconds(),
+			Interlock: e.cfg.Interlock, MaxPulse: e.configuredMaxPulse(),
 		})
 	}
 	return dst
@@ -399,6 +399,16 @@ func (s *relayService) Get(name string) (protocol.RelayInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return protocol.RelayInfo{Name: name, On: e.on, Driver: e.drv.Driver(), ChangedAt: e.changedAt, Interlock: e.cfg.Interlock}, nil
+}
+
+// configuredMaxPulse is max_pulse_ms as hello and list show it: only for a
+// relay whose max_pulse is configured (0: left out; pulse still takes up
+// to the 60 s default).
+func (e *relayEntry) configuredMaxPulse() int64 {
+	if !e.cfg.MaxPulseSet {
+		return 0
+	}
+	return time.Duration(e.cfg.MaxPulse).Milliseconds()
 }
 
 // maxPulse is the longest pulse a relay accepts.

@@ -324,7 +324,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Keyboard: Tab reaches the next relay's switch, shows where the focus
 	// is, and Enter toggles it.
-	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(`select[aria-label="Pulse length for pump"]`)), chromedp.KeyEvent("\t")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(`button[data-relay="pump"]`)), chromedp.KeyEvent("\t")); err != nil {
 		t.Fatalf("tab: %v", err)
 	}
 	waitJS(t, ctx, 2*time.Second, "Tab focuses valve_open's switch, with a visible outline",

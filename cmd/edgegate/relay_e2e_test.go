@@ -71,6 +71,10 @@ func TestRelayControlOps(t *testing.T) {
 	if relays["valve_open"]["interlock"] != "valves" {
 		t.Fatalf("valve_open lacks its interlock group: %v", relays["valve_open"])
 	}
+	// max_pulse_ms shows only where max_pulse is configured (the door).
+	if relays["door"]["max_pulse_ms"] != float64(5000) || relays["pump"]["max_pulse_ms"] != nil {
+		t.Fatalf("max_pulse_ms: door %v, pump %v", relays["door"]["max_pulse_ms"], relays["pump"]["max_pulse_ms"])
+	}
 
 	// list, with a numeric id echoed verbatim
 	reply, _ := a.call(map[string]any{"id": 7, "op": "list"})

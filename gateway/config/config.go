@@ -158,6 +158,9 @@ type Relay struct {
 	Failsafe  string   `yaml:"failsafe"`  // off (default) | on | hold
 	Interlock string   `yaml:"interlock"` // group name; a group has ≥ 2 relays
 	MaxPulse  Duration `yaml:"max_pulse"` // default 60s
+	// MaxPulseSet: max_pulse is in the file (a relay meant to be pulsed,
+	// such as a door strike; the dashboard offers pulses only for those).
+	MaxPulseSet bool `yaml:"-"`
 	Device    string   `yaml:"device"`
 	Channel   int      `yaml:"channel"`
 	Port      string   `yaml:"port"`

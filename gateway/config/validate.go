@@ -50,6 +50,7 @@ func (p *parser) applyLateDefaults(c *Config) {
 	}
 	for i := range c.Relays {
 		r := &c.Relays[i]
+		r.MaxPulseSet = p.present(fmt.Sprintf("relays[%d].max_pulse", i))
 		// I2C expander relay boards switch a channel on with a low level.
 		if r.Driver == DriverI2CRelay && !p.present(fmt.Sprintf("relays[%d].active_low", i)) {
 			r.ActiveLow = true
