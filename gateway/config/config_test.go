@@ -100,7 +100,7 @@ func TestExample(t *testing.T) {
 			{Name: "pump", Driver: "gpio", Pin: "GPIO17", ActiveLow: true, Initial: "off", Failsafe: "off", MaxPulse: ms(60000), Line: 23},
 			{Name: "valve_open", Driver: "gpio", Pin: "GPIO22", Initial: "off", Failsafe: "off", Interlock: "valves", MaxPulse: ms(60000), Line: 24},
 			{Name: "valve_close", Driver: "gpio", Pin: "GPIO23", Initial: "off", Failsafe: "off", Interlock: "valves", MaxPulse: ms(60000), Line: 25},
-			{Name: "door", Driver: "gpio", Pin: "GPIO24", Initial: "off", Failsafe: "off", MaxPulse: ms(5000), Line: 26},
+			{Name: "door", Driver: "gpio", Pin: "GPIO24", Initial: "off", Failsafe: "off", MaxPulse: ms(5000), MaxPulseSet: true, Line: 26},
 			{Name: "heater", Driver: "serial-board", Device: "board", Channel: 1, Initial: "off", Failsafe: "off", MaxPulse: ms(60000), Line: 27},
 			{Name: "lamp", Driver: "usb-relay", Port: "/dev/ttyUSB0", Channel: 1, Initial: "off", Failsafe: "off", MaxPulse: ms(60000), Line: 28},
 		},
