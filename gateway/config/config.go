@@ -160,14 +160,14 @@ type Relay struct {
 	MaxPulse  Duration `yaml:"max_pulse"` // default 60s
 	// MaxPulseSet: max_pulse is in the file (a relay meant to be pulsed,
 	// such as a door strike; the dashboard offers pulses only for those).
-	MaxPulseSet bool `yaml:"-"`
-	Device    string   `yaml:"device"`
-	Channel   int      `yaml:"channel"`
-	Port      string   `yaml:"port"`
-	Bus       string   `yaml:"bus"`
-	Address   int      `yaml:"address"`
-	Chip      string   `yaml:"chip"` // pcf8574 | mcp23017
-	Line      int      `yaml:"-"`    // line of the list item
+	MaxPulseSet bool   `yaml:"-"`
+	Device      string `yaml:"device"`
+	Channel     int    `yaml:"channel"`
+	Port        string `yaml:"port"`
+	Bus         string `yaml:"bus"`
+	Address     int    `yaml:"address"`
+	Chip        string `yaml:"chip"` // pcf8574 | mcp23017
+	Line        int    `yaml:"-"`    // line of the list item
 }
 
 // Sensor is one entry of sensors. Which fields apply depends on Driver:
