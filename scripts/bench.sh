@@ -6,15 +6,20 @@
 #
 # Builds the gateway, cmd/edgebench and the gorilla/websocket baseline
 # (bench/baseline, a module of its own), then, on loopback:
-#   floor   raw TCP echo round trips (inside edgebench)
-#   rtt     relay-control set/ack round trips, gateway and baseline
+#   floor   raw TCP echo round trips to `edgebench echo-server`, a separate
+#           process like the servers (the floor for rtt), and, for reference
+#           only, to an echo server inside edgebench ("in-process echo")
+#   rtt     relay-control set/ack round trips, gateway and baseline; at each
+#           client count floor, gateway, baseline and in-process echo run
+#           back to back with the same client count, warm-up and duration
 #   fanout  sensor-stream subscribers at 100 Hz, gateway and baseline
 #   fanout  saturation: subscribers at 1 kHz, gateway and baseline
 #   idle    idle connections: RSS per connection, gateway and baseline
 #   go test -bench -benchmem of the hot paths (allocs/op)
 # Servers run with GODEBUG=gctrace=1; their GC pauses go into the report.
 # --quick runs CI-sized loads of a few seconds each (figures indicative only).
-# Environment: BENCH_PORT (default 38080; the baseline uses BENCH_PORT+1),
+# Environment: BENCH_PORT (default 38080; the baseline uses BENCH_PORT+1;
+# the floor's echo server takes any free port),
 # BENCH_OUT (a directory to keep raw results in; default a temporary one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +41,12 @@ echo "raw results in $out"
 
 if [ "$mode" = quick ]; then
   dur=2s warm=500ms
-  floor_n=1,4 rtt_n=1,4
+  rtt_n=1,4
   fan_n=10,100 sat_n=10,50
   idle_n=100,500 idle_settle=1s
 else
   dur=5s warm=1s
-  floor_n=1,10,50 rtt_n=1,10,50
+  rtt_n=1,10,50
   fan_n=100,500,1000,2000 sat_n=50,100,200,400,800
   idle_n=1000,2500,5000,10000 idle_settle=3s
 fi
@@ -84,15 +89,15 @@ gateway_config() {
 }
 relays=$(seq -s, 0 15 | sed 's/\([0-9]\+\)/r\1/g')
 
-gw_pid="" bl_pid=""
+gw_pid="" bl_pid="" ec_pid=""
 stop_servers() {
-  for p in $gw_pid $bl_pid; do
+  for p in $gw_pid $bl_pid $ec_pid; do
     kill -TERM "$p" 2>/dev/null || true
   done
-  for p in $gw_pid $bl_pid; do
+  for p in $gw_pid $bl_pid $ec_pid; do
     wait "$p" 2>/dev/null || true
   done
-  gw_pid="" bl_pid=""
+  gw_pid="" bl_pid="" ec_pid=""
 }
 trap stop_servers EXIT
 
@@ -122,6 +127,24 @@ start_servers() {
   wait_up "http://127.0.0.1:$bport/healthz" "$bl_pid"
 }
 
+# start_echo: the floor's TCP echo server, a process of its own as the
+# servers are (a round trip to it crosses the same process boundary). It
+# listens on a free port and prints it: echo_addr.
+echo_addr=""
+start_echo() {
+  "$bench" echo-server -listen 127.0.0.1:0 >"$out/echo.out" 2>&1 &
+  ec_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$ec_pid" 2>/dev/null || { echo "the echo server exited; see $out/echo.out" >&2; exit 1; }
+    echo_addr=$(sed -n 's/^echo-server listening on //p' "$out/echo.out")
+    [ -n "$echo_addr" ] && return 0
+    sleep 0.1
+  done
+  echo "the echo server did not come up; see $out/echo.out" >&2
+  exit 1
+}
+
 # Refuse to start beside another server on our ports: its /healthz would
 # answer for ours and the run would measure the wrong process.
 for p in "$port" "$bport"; do
@@ -137,9 +160,15 @@ common=(-duration "$dur" -warmup "$warm")
 
 step "floor and rtt"
 start_servers rtt 10ms 100
-"$bench" floor -n "$floor_n" "${common[@]}" -out "$res/floor.json"
-"$bench" rtt -url "$gw" -server gateway -n "$rtt_n" -relays "$relays" "${common[@]}" -out "$res/rtt-gateway.json"
-"$bench" rtt -url "$bl" -server gorilla -n "$rtt_n" -relays "$relays" "${common[@]}" -out "$res/rtt-gorilla.json"
+start_echo
+# One client count at a time, back to back: the floor right before the
+# gateway; the report merges the per-count files.
+for n in ${rtt_n//,/ }; do
+  "$bench" floor -echo "$echo_addr" -n "$n" "${common[@]}" -out "$res/floor-process-n$n.json"
+  "$bench" rtt -url "$gw" -server gateway -n "$n" -relays "$relays" "${common[@]}" -out "$res/rtt-gateway-n$n.json"
+  "$bench" rtt -url "$bl" -server gorilla -n "$n" -relays "$relays" "${common[@]}" -out "$res/rtt-gorilla-n$n.json"
+  "$bench" floor -inproc -n "$n" "${common[@]}" -out "$res/floor-inproc-n$n.json"
+done
 stop_servers
 
 step "fanout at 100 Hz"

@@ -4,7 +4,8 @@
 // the report subcommand turns a directory of them into docs/benchmarks.md
 // with SVG plots. scripts/bench.sh drives it all.
 //
-//	edgebench floor  [-n 1,10] [-duration 5s] -out F
+//	edgebench echo-server [-listen 127.0.0.1:18090]
+//	edgebench floor  [-echo 127.0.0.1:18090 | -inproc] [-n 1,10] [-duration 5s] -out F
 //	edgebench rtt    -url ws://127.0.0.1:18080/ws -server gateway [-n 1,10] [-relays r0,r1] -out F
 //	edgebench fanout -url … -server … -rate 100 [-n 100,1000] [-sensor wave.value] -out F
 //	edgebench idle   -url … -server … -pid P [-n 1000,10000] [-metrics URL] -out F
@@ -28,12 +29,14 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: edgebench floor|rtt|fanout|idle|report [flags]   (edgebench <scenario> -h for its flags)
-  floor   raw TCP echo round trips on loopback (the physical floor for rtt)
+	fmt.Fprint(w, `usage: edgebench floor|rtt|fanout|idle|report|echo-server [flags]   (edgebench <scenario> -h for its flags)
+  floor   raw TCP echo round trips on loopback to an echo server in a separate
+          process (the physical floor for rtt); -inproc: to one inside edgebench
   rtt     relay-control set/ack round trips from N concurrent clients
   fanout  N sensor-stream subscribers: delivered samples/s, latency, drops
   idle    N idle connections: the server's RSS per connection (from /proc)
   report  write docs/benchmarks.md and SVG plots from a directory of results
+  echo-server  a plain TCP echo server (the floor's server process)
 `)
 }
 
@@ -66,9 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		results  = fs.String("results", "", "report: directory of results, gctrace logs (gc-*.log) and benchmem.txt")
 		svgDir   = fs.String("svg", "docs/bench", "report: directory for the SVG plots")
 		mode     = fs.String("mode", "full", "report: quick or full (said in the report)")
+		echoAddr = fs.String("echo", "", "floor: address of a running `edgebench echo-server` to dial; empty: start one as a child process")
+		inproc   = fs.Bool("inproc", false, "floor: echo inside edgebench instead (\"in-process echo\", for reference: not the floor)")
+		listen   = fs.String("listen", "127.0.0.1:0", "echo-server: address to listen on (port 0: any free port, printed on stdout)")
+		lifeline = fs.Bool("lifeline", false, "echo-server: exit when stdin reaches end of file (set when edgebench starts it as a child)")
 	)
 	switch cmd {
-	case "floor", "rtt", "fanout", "idle", "report":
+	case "floor", "rtt", "fanout", "idle", "report", "echo-server":
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -79,6 +86,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if cmd == "echo-server" {
+		if err := runEchoServer(ctx, *listen, *lifeline, os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "edgebench echo-server:", err)
+			return 1
+		}
+		return 0
 	}
 	if cmd == "report" {
 		if *results == "" || *out == "" {
@@ -114,7 +128,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var res *Result
 	switch cmd {
 	case "floor":
-		res, err = runFloor(ctx, ns, o)
+		if *inproc && *echoAddr != "" {
+			fmt.Fprintln(stderr, "edgebench floor: -inproc and -echo exclude each other")
+			return 2
+		}
+		res, err = floor(ctx, *echoAddr, *inproc, ns, o, stderr)
 	case "rtt":
 		res, err = runRTT(ctx, *url, *server, ns, strings.Split(*relays, ","), o)
 	case "fanout":
@@ -145,6 +163,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// floor runs the floor scenario against the echo server at addr, or one
+// inside this process (inproc), or else one it starts as a child process.
+func floor(ctx context.Context, addr string, inproc bool, ns []int, o loadOpts, stderr io.Writer) (*Result, error) {
+	switch {
+	case inproc:
+		addr, stop, err := startEchoInproc()
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		return runFloor(ctx, addr, echoInproc, ns, o)
+	case addr != "":
+		return runFloor(ctx, addr, echoProcess, ns, o)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find edgebench's own executable to start the echo server (or start `edgebench echo-server` and pass -echo ADDR): %w", err)
+	}
+	p, err := startEchoProcess(ctx, exe)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "edgebench floor: echo server in child process %d at %s\n", p.Pid, p.Addr)
+	res, err := runFloor(ctx, p.Addr, echoProcess, ns, o)
+	if serr := p.Stop(); serr != nil {
+		fmt.Fprintln(stderr, "edgebench floor:", serr)
+	}
+	return res, err
 }
 
 func printResult(w io.Writer, r *Result) {

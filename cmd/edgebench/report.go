@@ -109,12 +109,16 @@ func writeReport(dir, outFile, svgDir, mode string) error {
 
 func (r *report) verdicts() []verdict {
 	var out []verdict
-	// rtt p99 at 1 client vs the TCP floor.
-	v := verdict{Name: fmt.Sprintf("rtt p99 at 1 client ≤ %g× TCP echo p99", targetRTTFloorRatio), Status: "N/A", Detail: "not measured"}
-	if g, f := pointAt(r.find("rtt", "gateway", ""), 1), pointAt(r.find("floor", "tcp-echo", ""), 1); g != nil && f != nil && f.Latency.P99 > 0 {
+	// rtt p99 at 1 client vs the floor: a raw TCP echo served by a separate
+	// process, as the gateway is (never the in-process echo).
+	v := verdict{Name: fmt.Sprintf("rtt p99 at 1 client ≤ %g× raw TCP echo p99 (echo in a separate process)", targetRTTFloorRatio), Status: "N/A", Detail: "not measured"}
+	if g, f := pointAt(r.find("rtt", "gateway", ""), 1), pointAt(r.find("floor", echoProcess, ""), 1); g != nil && f != nil && f.Latency.P99 > 0 {
 		ratio := float64(g.Latency.P99) / float64(f.Latency.P99)
 		v.Status = passFail(ratio <= targetRTTFloorRatio)
 		v.Detail = fmt.Sprintf("%s vs %s = %.2f×", fmtNs(g.Latency.P99), fmtNs(f.Latency.P99), ratio)
+		if in := pointAt(r.find("floor", echoInproc, ""), 1); in != nil && in.Latency.P99 > 0 {
+			v.Detail += fmt.Sprintf(" (in-process echo, not the floor: p99 %s)", fmtNs(in.Latency.P99))
+		}
 	}
 	out = append(out, v)
 
@@ -204,10 +208,11 @@ func (r *report) plots() map[string]*Plot {
 			cdf.Series = append(cdf.Series, s)
 		}
 	}
-	gw, bl, fl := r.find("rtt", "gateway", ""), r.find("rtt", "gorilla", ""), r.find("floor", "tcp-echo", "")
+	gw, bl := r.find("rtt", "gateway", ""), r.find("rtt", "gorilla", "")
 	add(gw, 1, "edgegate", false)
 	add(bl, 1, "gorilla baseline", false)
-	add(fl, 1, "raw TCP echo (floor)", true)
+	add(r.find("floor", echoProcess, ""), 1, "raw TCP echo, separate process (floor)", true)
+	add(r.find("floor", echoInproc, ""), 1, "in-process echo (not the floor)", true)
 	if gw != nil && len(gw.Points) > 1 {
 		last := gw.Points[len(gw.Points)-1].N
 		add(gw, last, "edgegate", false)
@@ -315,24 +320,36 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 	// rtt
 	fmt.Fprintf(w, "## rtt: relay-control set/ack round trips\n\n")
 	fmt.Fprintf(w, "N clients each send `{\"id\":…,\"op\":\"set\",\"relay\":…,\"state\":…}` (alternately on and off; client i uses relay r(i mod 16)) and wait for the reply with their id, ")
-	fmt.Fprintf(w, "skipping the `state` events that every set broadcasts to every client. The floor is a raw TCP echo of 64 bytes inside edgebench, same loopback, same run.\n\n")
+	fmt.Fprintf(w, "skipping the `state` events that every set broadcasts to every client.\n\n")
+	fmt.Fprintf(w, "**The floor** is a raw TCP echo of 64-byte messages served by a separate process (`edgebench echo-server`: blocking reads and writes, one goroutine per connection), ")
+	fmt.Fprintf(w, "measured by the same client loop as rtt (write a message, read the answer back) with the same client counts, warm-up and duration, right before the gateway and the baseline at each client count, in the same run. ")
+	fmt.Fprintf(w, "A set/ack round trip crosses from the edgebench process to the server process and back, so its physical floor is the cheapest possible round trip across the same boundary: ")
+	fmt.Fprintf(w, "the loopback TCP stack twice plus the kernel waking the other process's thread (and, when that thread's CPU was idle, waking the CPU) on each side; a server can do no less. ")
+	fmt.Fprintf(w, "An echo server inside edgebench is cheaper than any server could be: client and server goroutines share one Go runtime, so when the client blocks waiting for the echo, the same thread typically finds the server goroutine ready in Go's network poller and runs it on the same CPU, with nothing to wake. ")
+	fmt.Fprintf(w, "It is shown too, as \"in-process echo\", for reference only; the rtt target compares against the separate-process floor. ")
+	fmt.Fprintf(w, "Each closed-loop client does as many round trips as fit in the measurement time, so the faster echo completes more of them than the servers (the \"round trips\" column); the percentiles compare like with like.\n\n")
 	fmt.Fprintf(w, "![rtt latency CDF](%s/rtt-cdf.svg)\n\n", svg)
-	fmt.Fprintf(w, "| server | clients | round trips/s | p50 | p90 | p99 | p99.9 | max | errors | clients dropped by the server | p99 ÷ gorilla | rate ÷ gorilla |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	bl := r.find("rtt", "gorilla", "")
-	for _, res := range []*Result{r.find("floor", "tcp-echo", ""), r.find("rtt", "gateway", ""), bl} {
+	fmt.Fprintf(w, "| server | clients | round trips | round trips/s | p50 | p90 | p99 | p99.9 | max | errors | clients dropped by the server | p99 ÷ floor | p99 ÷ gorilla | rate ÷ gorilla |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	bl, fl := r.find("rtt", "gorilla", ""), r.find("floor", echoProcess, "")
+	for _, res := range []*Result{fl, r.find("rtt", "gateway", ""), bl, r.find("floor", echoInproc, "")} {
 		if res == nil {
 			continue
 		}
 		for _, p := range res.Points {
 			l := p.Latency
-			pr, tr := "", ""
+			fr, pr, tr := "", "", ""
+			if res.Scenario == "rtt" {
+				if f := pointAt(fl, p.N); f != nil {
+					fr = ratio(float64(l.P99), float64(f.Latency.P99))
+				}
+			}
 			if res.Scenario == "rtt" && res.Server == "gateway" {
 				if b := pointAt(bl, p.N); b != nil {
 					pr, tr = ratio(float64(l.P99), float64(b.Latency.P99)), ratio(p.Throughput, b.Throughput)
 				}
 			}
-			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n", serverName(res), p.N, p.Throughput,
-				fmtNs(l.P50), fmtNs(l.P90), fmtNs(l.P99), fmtNs(l.P999), fmtNs(l.Max), p.Errors, p.Disconnects, pr, tr)
+			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |\n", serverName(res), p.N, l.Count, p.Throughput,
+				fmtNs(l.P50), fmtNs(l.P90), fmtNs(l.P99), fmtNs(l.P999), fmtNs(l.Max), p.Errors, p.Disconnects, fr, pr, tr)
 		}
 	}
 	if g := pointAt(r.find("rtt", "gateway", ""), 1); g != nil && len(g.Dist) > 0 {
@@ -430,8 +447,10 @@ func serverName(res *Result) string {
 		return "edgegate"
 	case "gorilla":
 		return "gorilla baseline"
-	case "tcp-echo":
-		return "raw TCP echo (floor)"
+	case echoProcess:
+		return "raw TCP echo, separate process (floor)"
+	case echoInproc:
+		return "in-process echo (not the floor)"
 	}
 	return res.Server
 }

@@ -15,7 +15,7 @@ import (
 // is written to its own JSON file and the report reads them all back.
 type Result struct {
 	Scenario string  `json:"scenario"` // floor, rtt, fanout, idle
-	Server   string  `json:"server"`   // gateway, gorilla, tcp-echo
+	Server   string  `json:"server"`   // gateway, gorilla, echo-process, echo-inproc
 	Label    string  `json:"label,omitempty"`
 	Points   []Point `json:"points"`
 }
@@ -62,7 +62,8 @@ func writeResult(path string, r *Result) error {
 	return nil
 }
 
-// readResults loads every *.json result in dir, sorted by file name.
+// readResults loads every *.json result in dir, sorted by file name, and
+// merges the points of files with the same scenario, server and label.
 func readResults(dir string) ([]*Result, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -79,11 +80,29 @@ func readResults(dir string) ([]*Result, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
-		if r.Scenario != "" {
-			out = append(out, &r)
+		if r.Scenario == "" {
+			continue
 		}
+		if prev := sameRun(out, &r); prev != nil {
+			prev.Points = append(prev.Points, r.Points...)
+			sort.SliceStable(prev.Points, func(i, j int) bool { return prev.Points[i].N < prev.Points[j].N })
+			continue
+		}
+		out = append(out, &r)
 	}
 	return out, nil
+}
+
+// sameRun finds the result in rs of r's scenario, server and label: the
+// points of one measurement may come in several files (scripts/bench.sh
+// runs floor and rtt one client count at a time, back to back).
+func sameRun(rs []*Result, r *Result) *Result {
+	for _, x := range rs {
+		if x.Scenario == r.Scenario && x.Server == r.Server && x.Label == r.Label {
+			return x
+		}
+	}
+	return nil
 }
 
 // parseCounts parses a comma-separated list of positive counts, e.g. "1,10,100".

@@ -91,62 +91,12 @@ func point(n int, h *Hist, secs float64, nerr uint64) Point {
 // echoFrame is the size of a floor round trip: about a set request.
 const echoFrame = 64
 
-// startEcho runs a TCP echo server on loopback until ctx ends.
-func startEcho(ctx context.Context) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("listen for the echo server: %w", err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = struct{}{}
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	stop = func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
-	return ln.Addr().String(), stop, nil
-}
-
-// runFloor measures raw TCP echo round trips of echoFrame bytes.
-func runFloor(ctx context.Context, counts []int, o loadOpts) (*Result, error) {
-	addr, stop, err := startEcho(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer stop()
-	res := &Result{Scenario: "floor", Server: "tcp-echo"}
+// runFloor measures raw TCP echo round trips of echoFrame bytes against
+// the echo server at addr, named server in the result (echoProcess or
+// echoInproc). Each client writes a message and reads it back, as an rtt
+// client writes a request and reads its reply, under the same loadOpts.
+func runFloor(ctx context.Context, addr, server string, counts []int, o loadOpts) (*Result, error) {
+	res := &Result{Scenario: "floor", Server: server}
 	for _, n := range counts {
 		conns := make([]net.Conn, n)
 		err := forEach(n, 32, func(i int) error {
@@ -163,7 +113,7 @@ func runFloor(ctx context.Context, counts []int, o loadOpts) (*Result, error) {
 		}
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("connect to the echo server: %w", err)
+			return nil, fmt.Errorf("connect to the echo server at %s: %w", addr, err)
 		}
 		bufs := make([][2 * echoFrame]byte, n)
 		h, nerr, secs, lost, err := runClients(n, o, func(t time.Time) error {

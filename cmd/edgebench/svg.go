@@ -59,7 +59,10 @@ func (p *Plot) SVG() []byte {
 		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, right, y)
 		fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, fmtTick(t))
 	}
-	legendY := top + 16
+	type entry struct {
+		name, color, dash string
+	}
+	var legend []entry
 	for i, s := range p.Series {
 		color := palette[i%len(palette)]
 		var pts bytes.Buffer
@@ -86,8 +89,23 @@ func (p *Plot) SVG() []byte {
 				}
 			}
 		}
-		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="2"%s/>`, left+12, legendY-4, left+40, legendY-4, color, dash)
-		fmt.Fprintf(&b, `<text x="%g" y="%g">%s</text>`+"\n", left+46, legendY, esc(s.Name))
+		legend = append(legend, entry{s.Name, color, dash})
+	}
+	// The legend goes over the lines on a translucent white box, so that
+	// curves under it (e.g. near the left edge) stay visible but do not
+	// garble the names.
+	if len(legend) > 0 {
+		wide := 0
+		for _, e := range legend {
+			wide = max(wide, len([]rune(e.name)))
+		}
+		fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%d" fill="white" fill-opacity="0.85" stroke="#ccc"/>`+"\n",
+			left+6, top+4, 46+7*float64(wide), 16*len(legend)+4)
+	}
+	legendY := top + 16
+	for _, e := range legend {
+		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="2"%s/>`, left+12, legendY-4, left+40, legendY-4, e.color, e.dash)
+		fmt.Fprintf(&b, `<text x="%g" y="%g">%s</text>`+"\n", left+46, legendY, esc(e.name))
 		legendY += 16
 	}
 	b.WriteString("</svg>\n")
