@@ -1,19 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/cmd/internal/proctest"
 )
 
 // The tests run edgectl (in process, through run, and once as a built
@@ -30,13 +28,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	gatewayBin = filepath.Join(dir, "edgegate")
-	edgectlBin = filepath.Join(dir, "edgectl")
-	for _, b := range []struct{ out, pkg string }{{gatewayBin, "../edgegate"}, {edgectlBin, "."}} {
-		build := exec.Command("go", "build", "-o", b.out, b.pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
+	for _, b := range []struct {
+		bin       *string
+		name, pkg string
+	}{{&gatewayBin, "edgegate", "../edgegate"}, {&edgectlBin, "edgectl", "."}} {
+		if *b.bin, err = proctest.Build(dir, b.name, b.pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.RemoveAll(dir)
 			os.Exit(1)
 		}
@@ -47,30 +44,14 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = proctest.Output
 
 // gatewayProc is one running edgegate.
 type gatewayProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	out    *syncBuffer
-	exited chan struct{}
+	t    *testing.T
+	proc *proctest.Proc
+	addr string
+	out  *syncBuffer
 }
 
 var urlRe = regexp.MustCompile(`url=https?://([0-9.:\[\]]+)/`)
@@ -118,34 +99,10 @@ sensors:
 // startGateway runs edgegate --sim with testConfig on a free loopback port.
 func startGateway(t *testing.T) *gatewayProc {
 	t.Helper()
-	p := &gatewayProc{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(gatewayBin, "--sim", "--config", testConfig(t), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("edgegate output:\n%s", p.out.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := urlRe.FindStringSubmatch(p.out.String()); m != nil {
-			p.addr = m[1]
-			return p
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("edgegate exited before serving:\n%s", p.out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("edgegate did not start serving:\n%s", p.out.String())
-	return nil
+	proc := proctest.Start(t, "edgegate", gatewayBin, "--sim", "--config", testConfig(t), "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	p := &gatewayProc{t: t, proc: proc, out: proc.Out}
+	p.addr = proc.WaitFor(t, urlRe, 15*time.Second)[1]
+	return p
 }
 
 func (p *gatewayProc) url() string { return "ws://" + p.addr + "/ws" }
@@ -153,10 +110,7 @@ func (p *gatewayProc) url() string { return "ws://" + p.addr + "/ws" }
 // stop sends SIGTERM and waits for the exit.
 func (p *gatewayProc) stop() {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
+	if !p.proc.Stop(15 * time.Second) {
 		p.t.Fatalf("edgegate did not exit within 15 s of SIGTERM")
 	}
 }

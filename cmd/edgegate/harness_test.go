@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,11 +14,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/cmd/internal/proctest"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -35,11 +33,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "edgegate")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building edgegate:", err)
+	if binPath, err = proctest.Build(dir, "edgegate", "."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -48,32 +44,18 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer collects a process's output safely while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = proctest.Output
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// gatewayProc is one running edgegate process.
+// gatewayProc is one running edgegate process; cmd, out and exited are
+// those of proc.
 type gatewayProc struct {
 	t       *testing.T
+	proc    *proctest.Proc
 	cmd     *exec.Cmd
 	addr    string // host:port it listens on
 	dataDir string
 	out     *syncBuffer
 	exited  chan struct{}
-	err     error // valid after exited is closed
 }
 
 var urlRe = regexp.MustCompile(`url=https?://([0-9.:\[\]]+)/`)
@@ -90,34 +72,10 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 	} else {
 		dataDir = argValue(args, "--data-dir")
 	}
-	p := &gatewayProc{t: t, dataDir: dataDir, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binPath, full...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("edgegate output:\n%s", p.out.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := urlRe.FindStringSubmatch(p.out.String()); m != nil {
-			p.addr = m[1]
-			return p
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("edgegate exited before serving (%v):\n%s", p.err, p.out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("edgegate did not start serving:\n%s", p.out.String())
-	return nil
+	proc := proctest.Start(t, "edgegate", binPath, full...)
+	p := &gatewayProc{t: t, proc: proc, cmd: proc.Cmd, dataDir: dataDir, out: proc.Out, exited: proc.Exited}
+	p.addr = proc.WaitFor(t, urlRe, 15*time.Second)[1]
+	return p
 }
 
 func containsArg(args []string, name string) bool { return argValue(args, name) != "" }
@@ -134,18 +92,15 @@ func argValue(args []string, name string) string {
 // stop sends SIGTERM and returns the exit code.
 func (p *gatewayProc) stop() int {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
+	if !p.proc.Stop(15 * time.Second) {
 		p.t.Fatalf("edgegate did not exit within 15 s of SIGTERM:\n%s", p.out.String())
 	}
 	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
+	if errors.As(p.proc.Err, &ee) {
 		return ee.ExitCode()
 	}
-	if p.err != nil {
-		p.t.Fatalf("wait: %v", p.err)
+	if p.proc.Err != nil {
+		p.t.Fatalf("wait: %v", p.proc.Err)
 	}
 	return 0
 }

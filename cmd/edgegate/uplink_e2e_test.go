@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/cmd/internal/proctest"
 )
 
 // The uplink e2e tests run the real gateway against the real example
@@ -33,12 +34,7 @@ var (
 func buildBackend(t *testing.T) string {
 	t.Helper()
 	backendOnce.Do(func() {
-		backendBin = filepath.Join(filepath.Dir(binPath), "backend")
-		cmd := exec.Command("go", "build", "-o", backendBin, "../../examples/backend")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			backendErr = fmt.Errorf("building examples/backend: %v\n%s", err, out)
-		}
+		backendBin, backendErr = proctest.Build(filepath.Dir(binPath), "backend", "../../examples/backend")
 	})
 	if backendErr != nil {
 		t.Fatal(backendErr)
@@ -50,12 +46,11 @@ const backendToken = "s3cret-uplink-token"
 
 // backendProc is one running example backend.
 type backendProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	out    string // samples file
-	log    *syncBuffer
-	exited chan struct{}
+	t    *testing.T
+	proc *proctest.Proc
+	addr string
+	out  string // samples file
+	log  *syncBuffer
 }
 
 var backendURLRe = regexp.MustCompile(`url=http://([0-9.:]+)/`)
@@ -64,41 +59,14 @@ var backendURLRe = regexp.MustCompile(`url=http://([0-9.:]+)/`)
 // appending samples to out.
 func startBackend(t *testing.T, listen, out string) *backendProc {
 	t.Helper()
-	b := &backendProc{t: t, out: out, log: &syncBuffer{}, exited: make(chan struct{})}
-	b.cmd = exec.Command(buildBackend(t), "--listen", listen, "--token", backendToken, "--out", out)
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { b.cmd.Wait(); close(b.exited) }()
-	t.Cleanup(func() {
-		b.cmd.Process.Kill()
-		<-b.exited
-		if t.Failed() {
-			t.Logf("backend output:\n%s", b.log.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := backendURLRe.FindStringSubmatch(b.log.String()); m != nil {
-			b.addr = m[1]
-			return b
-		}
-		select {
-		case <-b.exited:
-			t.Fatalf("backend exited:\n%s", b.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("backend did not start:\n%s", b.log.String())
-	return nil
+	proc := proctest.Start(t, "backend", buildBackend(t), "--listen", listen, "--token", backendToken, "--out", out)
+	b := &backendProc{t: t, proc: proc, out: out, log: proc.Out}
+	b.addr = proc.WaitFor(t, backendURLRe, 10*time.Second)[1]
+	return b
 }
 
 func (b *backendProc) stop() {
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
+	if !b.proc.Stop(10 * time.Second) {
 		b.t.Fatalf("backend did not stop:\n%s", b.log.String())
 	}
 }
