@@ -179,7 +179,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 
 	opts := gateway.Options{Config: cfg, Version: version, Logger: log, DataDir: f.dataDir, EchoEndpoint: f.echoEndpoint}
-	if cfg.Auth.Enabled {
+	if cfg.Auth.Enabled && cfg.Auth.Secret == "" && cfg.Auth.SecretFile == "" {
 		if opts.SessionSecret, err = sessionSecret(f.dataDir); err != nil {
 			fmt.Fprintln(stderr, "edgegate:", err)
 			return 1
