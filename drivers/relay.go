@@ -60,6 +60,10 @@ type Env struct {
 	// it before opening relays and sensors and closes it after them.
 	// Serial drivers refuse to open without it.
 	Devices *DevicePool
+	// DataDir keeps state that outlives a restart (empty: none): a serial
+	// board's sensors remember there what the board announced, so that they
+	// can start while the board is unplugged.
+	DataDir string
 }
 
 // Reporter is a Relay whose output can also change on the device itself: a
@@ -83,6 +87,14 @@ type Reporter interface {
 	// (in a reply, a readback or an unsolicited report), and whether it has
 	// reported one since the relay was opened.
 	DeviceState() (on, known bool)
+}
+
+// logger is the Env's logger, or the default one.
+func (e Env) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
 }
 
 // RelayFactory opens a relay. It must not change the relay's output: the

@@ -13,8 +13,8 @@ import (
 // Quantity is one measured value of a sensor device; on the wire the sensor
 // is named "<device>.<quantity>" (room.temperature).
 type Quantity struct {
-	Name string // "temperature"
-	Unit string // "°C"
+	Name string `json:"name"` // "temperature"
+	Unit string `json:"unit"` // "°C"
 }
 
 // Sensor is one sensor device with one or more quantities. The gateway's

@@ -2,15 +2,19 @@ package drivers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // The serial-board driver talks to a microcontroller board running the
@@ -739,20 +743,61 @@ func openBoardSensor(cfg config.Sensor, env Env) (Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), boardIdentifyWait)
-	defer cancel()
-	info, err := b.waitInfo(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w; its sensors are named by what the board announces, so it must answer when the gateway starts", err)
-	}
-	if len(info.quantities) == 0 {
-		return nil, fmt.Errorf("board %q (%s) announces no sensors; remove the sensor entry or update the firmware", b.name, info.firmware)
-	}
 	interval := time.Duration(cfg.Interval)
 	if interval <= 0 {
 		interval = time.Second
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), boardIdentifyWait)
+	defer cancel()
+	info, err := b.waitInfo(ctx)
+	if err != nil {
+		// Its sensors are named by what the board announces: without an
+		// answer, use what it announced last time, if it ever did; reads
+		// fail (sensor_error) until it is back.
+		if qs := loadBoardQuantities(env.DataDir, cfg.Device); len(qs) > 0 {
+			env.logger().Warn("serial board not answering at start; its sensor uses the quantities it announced before", "device", cfg.Device, "err", err)
+			return &boardSensor{name: cfg.Name, b: b, interval: interval, quantities: qs}, nil
+		}
+		return nil, fmt.Errorf("%w; its sensors are named by what the board announces, so it must answer the first time the gateway starts with it (afterwards the gateway remembers them in its data dir)", err)
+	}
+	if len(info.quantities) == 0 {
+		return nil, fmt.Errorf("board %q (%s) announces no sensors; remove the sensor entry or update the firmware", b.name, info.firmware)
+	}
+	if err := saveBoardQuantities(env.DataDir, cfg.Device, info.quantities); err != nil {
+		env.logger().Warn("cannot remember a serial board's sensors in the data dir", "device", cfg.Device, "err", err)
+	}
 	return &boardSensor{name: cfg.Name, b: b, interval: interval, quantities: info.quantities}, nil
+}
+
+// boardQuantitiesFile is where a board's announced quantities are kept.
+func boardQuantitiesFile(dataDir, device string) string {
+	return filepath.Join(dataDir, "serial-board-"+device+".json")
+}
+
+func saveBoardQuantities(dataDir, device string, qs []Quantity) error {
+	if dataDir == "" {
+		return nil
+	}
+	b, err := json.Marshal(qs)
+	if err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(boardQuantitiesFile(dataDir, device), b, true)
+}
+
+func loadBoardQuantities(dataDir, device string) []Quantity {
+	if dataDir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(boardQuantitiesFile(dataDir, device))
+	if err != nil {
+		return nil
+	}
+	var qs []Quantity
+	if json.Unmarshal(b, &qs) != nil {
+		return nil
+	}
+	return qs
 }
 
 func (s *boardSensor) Name() string            { return s.name }

@@ -422,3 +422,70 @@ func TestSerialBoardMuteAndSlow(t *testing.T) {
 	rig.board.SetSlow(0)
 	rig.checkTruth()
 }
+
+// A board's sensor remembers what the board announced, so that a gateway
+// restarted while the board is unplugged still starts; its reads fail
+// until the board is back.
+func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
+	dataDir := t.TempDir()
+	b, err := firmwaresim.NewBoard(firmwaresim.BoardOptions{Relays: 2, Telemetry: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg := config.Sensor{Name: "soil", Driver: config.DriverSerialBoard, Device: "board", Interval: config.Duration(time.Second)}
+	open := func() (drivers.Sensor, *drivers.DevicePool, error) {
+		pool := drivers.NewDevicePool([]config.Device{{Name: "board", Driver: config.DriverSerialBoard, Port: b.Path(), Baud: 115200}}, quietLog)
+		pool.MaxBackoff = 200 * time.Millisecond
+		t.Cleanup(func() { pool.Close() })
+		s, err := drivers.OpenSensor(cfg, drivers.Env{Devices: pool, DataDir: dataDir, Logger: quietLog})
+		return s, pool, err
+	}
+	// Without a data dir's memory, an unplugged board cannot name its sensors.
+	// (That pool is closed before the replug: two pools on one port would
+	// take each other's bytes, which the gateway never does.)
+	b.Unplug()
+	_, failed, err := open()
+	if err == nil || !strings.Contains(err.Error(), "first time") {
+		t.Fatalf("first start with the board unplugged: %v", err)
+	}
+	failed.Close()
+	if err := b.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	s, pool, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(s.Quantities())
+	pool.Close()
+
+	// Restarted while unplugged: the same quantities, reads fail, then the
+	// board comes back and reads work again.
+	b.Unplug()
+	s, _, err = open()
+	if err != nil {
+		t.Fatalf("restart with the board unplugged: %v", err)
+	}
+	if got := fmt.Sprint(s.Quantities()); got != want {
+		t.Fatalf("remembered quantities %s, want %s", got, want)
+	}
+	vals := make([]float64, len(s.Quantities()))
+	if err := s.Read(context.Background(), vals); err == nil {
+		t.Fatal("a read from the unplugged board succeeded")
+	}
+	if err := b.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Read(context.Background(), vals)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reads did not recover after replug: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

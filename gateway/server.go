@@ -141,7 +141,7 @@ func New(opts Options) (*Gateway, error) {
 	// last state saved (off when none was).
 	initial := func(r config.Relay) bool { return r.Initial == "on" || (r.Initial == "restore" && saved[r.Name]) }
 	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices}
+	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices, DataDir: opts.DataDir}
 	rs, err := newRelayService(opts.Config, env)
 	if rs != nil {
 		rs.metrics = g.metrics
