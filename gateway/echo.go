@@ -3,7 +3,6 @@ package gateway
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/gobwas/ws"
@@ -63,16 +62,7 @@ func (g *Gateway) serveEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	p := &peer{protocol: echoProtocol, who: who, remote: r.RemoteAddr}
-	g.mu.Lock()
-	closing := g.closing
-	if !closing {
-		g.sessions[p] = struct{}{}
-		g.wg.Add(1)
-	}
-	g.mu.Unlock()
-	if closing {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
+	if !g.register(w, p) {
 		return
 	}
 	defer g.endSession(p)
@@ -86,25 +76,9 @@ func (g *Gateway) serveEcho(w http.ResponseWriter, r *http.Request) {
 		deflate.MinSize = -1
 	}
 	up := ws.HTTPUpgrader{Negotiate: deflate.Negotiate}
-	nc, rw, _, err := up.Upgrade(r, w)
-	if err != nil {
-		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
 	lim := g.cfg.Gateway.Limits
-	c := wsconn.New(nc, rw.Reader, wsconn.Config{
-		MaxMessageBytes: max(lim.MaxMessageBytes, echoMaxMessageBytes),
-		IdleTimeout:     time.Duration(g.cfg.Gateway.Heartbeat.Timeout),
-		WriteTimeout:    time.Duration(lim.WriteTimeout),
-		Deflate:         deflate.Accepted(),
-	})
-	g.mu.Lock()
-	p.conn = c
-	closing = g.closing
-	g.mu.Unlock()
-	if closing {
-		c.Close(ws.StatusGoingAway, "gateway shutting down")
-		c.ReadMessage() // waits for the peer's close (or the linger), then closes
+	c := g.upgrade(w, r, p, up, deflate, max(lim.MaxMessageBytes, echoMaxMessageBytes))
+	if c == nil {
 		return
 	}
 	g.log.Debug("session start", "protocol", echoProtocol, "remote", p.remote, "compressed", deflate.Accepted() != nil)

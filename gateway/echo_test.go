@@ -3,16 +3,11 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
@@ -20,33 +15,8 @@ import (
 
 func startEchoGateway(t *testing.T, yaml string, echo bool) string {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw := firmwaresim.NewHardware(nil)
-	t.Cleanup(func() { hw.Close() })
-	if err := hw.Populate(cfg); err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, EchoEndpoint: echo,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-		<-served
-	})
-	return ln.Addr().String()
+	_, addr, _ := startTestGateway(t, yaml, func(o *Options) { o.EchoEndpoint = echo })
+	return addr
 }
 
 // dialEcho connects a real client (gobwas/ws's Dialer, then this project's

@@ -15,8 +15,9 @@ import (
 	"github.com/gobwas/ws/wsutil"
 )
 
-// startTestGateway runs a gateway in this process on a loopback port.
-func startTestGateway(t *testing.T, yaml string) (*Gateway, string, *firmwaresim.Hardware) {
+// startTestGateway runs a gateway in this process on a loopback port;
+// each set adjusts its Options.
+func startTestGateway(t *testing.T, yaml string, set ...func(*Options)) (*Gateway, string, *firmwaresim.Hardware) {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
@@ -27,8 +28,12 @@ func startTestGateway(t *testing.T, yaml string) (*Gateway, string, *firmwaresim
 	if err := hw.Populate(cfg); err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, f := range set {
+		f(&opts)
+	}
+	g, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

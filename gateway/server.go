@@ -395,6 +395,38 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	p := &peer{protocol: proto, role: role, who: who, remote: r.RemoteAddr}
+	if !g.register(w, p) {
+		return
+	}
+	defer func() {
+		if !handedOff {
+			g.endSession(p)
+		}
+	}()
+
+	deflate := g.deflateNegotiator(true)
+	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }, Negotiate: deflate.Negotiate}
+	c := g.upgrade(w, r, p, up, deflate, g.cfg.Gateway.Limits.MaxMessageBytes)
+	if c == nil {
+		return
+	}
+	// The session runs in a fresh goroutine, so that this one returns and
+	// net/http lets go of the request, the response and its deep stack:
+	// for the connection's life only the session's small stack is kept.
+	handedOff = true
+	go func() {
+		defer release()
+		defer g.endSession(p)
+		g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
+		g.services[proto](g, c, p)
+		g.log.Debug("session end", "protocol", proto, "remote", p.remote)
+	}()
+}
+
+// register counts a session in, so that Shutdown waits for it and closes
+// it; while the gateway shuts down it answers 503 instead and reports false.
+// A registered session ends with endSession.
+func (g *Gateway) register(w http.ResponseWriter, p *peer) bool {
 	g.mu.Lock()
 	closing := g.closing
 	if !closing {
@@ -406,20 +438,19 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		g.metrics.reject(rejectShutdown)
 		http.Error(w, "the gateway is shutting down", http.StatusServiceUnavailable)
-		return
 	}
-	defer func() {
-		if !handedOff {
-			g.endSession(p)
-		}
-	}()
+	return !closing
+}
 
-	deflate := g.deflateNegotiator(true)
-	up := ws.HTTPUpgrader{Protocol: func(s string) bool { return s == proto }, Negotiate: deflate.Negotiate}
+// upgrade completes the handshake of a registered session and returns its
+// connection, attached to p so that Shutdown can close it. It returns nil
+// when the upgrade failed, or when shutdown began meanwhile: then it has
+// run the closing handshake (1001) and closed the connection itself.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p *peer, up ws.HTTPUpgrader, deflate *wsconn.DeflateNegotiator, maxMessage int) *wsconn.Conn {
 	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
+		return nil
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		// Bound what the kernel buffers for a peer. Left to autotuning it
@@ -436,30 +467,21 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	lim := g.cfg.Gateway.Limits
 	c := wsconn.New(nc, br, wsconn.Config{
-		MaxMessageBytes: lim.MaxMessageBytes,
+		MaxMessageBytes: maxMessage,
 		IdleTimeout:     time.Duration(g.cfg.Gateway.Heartbeat.Timeout),
 		WriteTimeout:    time.Duration(lim.WriteTimeout),
 		Deflate:         deflate.Accepted(),
 	})
 	g.mu.Lock()
 	p.conn = c
-	closing = g.closing
+	closing := g.closing
 	g.mu.Unlock()
 	if closing {
 		c.Close(ws.StatusGoingAway, "gateway shutting down")
-		return
+		c.ReadMessage() // waits for the peer's close (or the linger), then closes
+		return nil
 	}
-	// The session runs in a fresh goroutine, so that this one returns and
-	// net/http lets go of the request, the response and its deep stack:
-	// for the connection's life only the session's small stack is kept.
-	handedOff = true
-	go func() {
-		defer release()
-		defer g.endSession(p)
-		g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
-		g.services[proto](g, c, p)
-		g.log.Debug("session end", "protocol", proto, "remote", p.remote)
-	}()
+	return c
 }
 
 func (g *Gateway) endSession(p *peer) {
