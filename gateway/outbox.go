@@ -49,6 +49,15 @@ type outbox struct {
 	stopped  bool           // no flusher starts any more
 	corked   bool           // the read loop flushes when it is done (cork)
 	flushers sync.WaitGroup // the running flusher, for stop
+
+	// Sample batching (writer.batch > 0): a flush that holds nothing but
+	// samples waits until holdUntil (unix ns), the timestamp of the newest
+	// sample last written plus the batch window, so that a fast stream
+	// leaves in one write per window instead of one per sample. holding
+	// is set while the flusher waits; a control message or stop cuts the
+	// wait short (endHoldLocked).
+	holdUntil int64
+	holding   bool
 }
 
 func newOutbox() *outbox { return &outbox{} }
@@ -90,6 +99,7 @@ func (o *outbox) start(w *writer) {
 func (o *outbox) stop() {
 	o.mu.Lock()
 	o.stopped = true
+	o.endHoldLocked()
 	o.mu.Unlock()
 	o.flushers.Wait()
 }
@@ -99,15 +109,28 @@ func (o *outbox) pushCtrl(m ctrlMsg) bool {
 	o.mu.Lock()
 	if len(o.ctrl) >= maxControlQueue || o.kicked {
 		o.kicked = true
+		o.endHoldLocked()
 		o.mu.Unlock()
 		o.release(m)
 		o.wake()
 		return false
 	}
 	o.ctrl = append(o.ctrl, m)
+	o.endHoldLocked()
 	o.mu.Unlock()
 	o.wake()
 	return true
+}
+
+// endHoldLocked ends a flusher's wait for more samples (hold): what is
+// queued now must not wait for the batch window.
+func (o *outbox) endHoldLocked() {
+	if o.holding {
+		select {
+		case o.w.unhold <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // pushReply encodes a message into a pooled buffer and queues it.
@@ -189,8 +212,15 @@ type writer struct {
 	c        *wsconn.Conn
 	o        *outbox
 	interval time.Duration
-	failed   func(error) // called once, on the first write error
+	batch    time.Duration // sample batch window (gateway.sample_batch); 0: none
+	failed   func(error)   // called once, on the first write error
 	pinger   *time.Timer
+
+	// hold's, made on the first wait: a connection that never streams
+	// faster than the batch window never has them.
+	unhold chan struct{}
+	hold   *time.Timer
+	held   bool // the last wait held samples back: the stream is fast
 
 	// The flusher's own: reused from one flush to the next.
 	ctrl    []ctrlMsg
@@ -228,15 +258,21 @@ func (w *writer) ping() {
 }
 
 // run flushes until the outbox is empty (or a write fails), then returns.
-// The caller has claimed the flush (claimFlushLocked).
+// The caller has claimed the flush (claimFlushLocked). With a batch
+// window, a stream faster than the window keeps its flusher: it writes
+// once per window and returns after a window that brought nothing.
 func (w *writer) run() {
-	for w.step() {
+	for {
+		w.wait()
+		if !w.step() {
+			return
+		}
 	}
 }
 
 // step is one flush by the holder of the claim: it writes what is queued
-// and reports whether there is more; if not (or the write failed), it has
-// given up the claim.
+// and reports whether to go on (more is queued, or the stream is in a
+// batch window); if not (or the write failed), it has given up the claim.
 func (w *writer) step() bool {
 	o := w.o
 	if err := w.flush(); err != nil {
@@ -250,12 +286,55 @@ func (w *writer) step() bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.stopped || !o.pendingLocked() {
+	if o.stopped || !o.pendingLocked() && !w.held {
 		o.flushing = false
 		o.flushers.Done()
 		return false
 	}
 	return true
+}
+
+// wait holds the flush back while the outbox has nothing but samples and
+// the batch window of the last samples written is still open, so that the
+// samples of the window leave together. After a window that held samples
+// back it waits for the next one even when nothing is queued yet: the
+// stream is fast, the next samples are due within it. It returns early
+// when a control message is queued or the outbox stops.
+func (w *writer) wait() {
+	held := w.held
+	w.held = false
+	if w.batch <= 0 {
+		return
+	}
+	o := w.o
+	o.mu.Lock()
+	d := time.Duration(o.holdUntil - time.Now().UnixNano())
+	if d <= 0 || len(o.ctrl) > 0 || o.kicked || o.stopped || o.n == 0 && !held {
+		o.mu.Unlock()
+		return
+	}
+	d = min(d, w.batch) // a wall clock stepped back must not stall the stream
+	if w.unhold == nil {
+		w.unhold = make(chan struct{}, 1)
+		w.hold = time.NewTimer(d)
+	} else {
+		select { // an end sent after the last wait had ended
+		case <-w.unhold:
+		default:
+		}
+		w.hold.Reset(d)
+	}
+	o.holding = true
+	o.mu.Unlock()
+	select {
+	case <-w.hold.C:
+	case <-w.unhold:
+		w.hold.Stop()
+	}
+	o.mu.Lock()
+	o.holding = false
+	w.held = o.n > 0
+	o.mu.Unlock()
 }
 
 // cork holds back flushes while the read loop handles a request, so that
@@ -317,6 +396,9 @@ func (w *writer) flush() error {
 		w.samples = append(w.samples, o.ring[o.head])
 		o.ring[o.head] = queued{}
 		o.head = (o.head + 1) % len(o.ring)
+	}
+	if n := len(w.samples); n > 0 && w.batch > 0 {
+		o.holdUntil = w.samples[n-1].s.tsNano + int64(w.batch)
 	}
 	dropped := o.dropped
 	o.dropped = 0

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"runtime"
@@ -170,20 +169,10 @@ relays:
 	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
 	for i := 0; i < n; i++ {
-		conn, br, _, err := ws.Dialer{Protocols: []string{"relay-control.v1"}, Timeout: 5 * time.Second}.Dial(context.Background(), "ws://"+addr+"/ws")
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn, rw := dialTest(t, "ws://"+addr+"/ws", "relay-control.v1")
 		defer conn.Close()
-		var r io.Reader = conn
-		if br != nil {
-			r = io.MultiReader(br, conn)
-		}
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := wsutil.ReadServerText(struct {
-			io.Reader
-			io.Writer
-		}{r, conn}); err != nil { // hello
+		if _, err := wsutil.ReadServerText(rw); err != nil { // hello
 			t.Fatal(err)
 		}
 	}
@@ -199,4 +188,121 @@ relays:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// pushTS queues a binary sample taken at ts and wakes the flusher, as the
+// hub's fan-out does.
+func pushTS(o *outbox, seq uint64, ts time.Time) {
+	s := testSample(seq, false)
+	s.tsNano = ts.UnixNano()
+	o.mu.Lock()
+	o.pushSampleLocked(s, true)
+	start := o.claimFlushLocked()
+	o.mu.Unlock()
+	if start {
+		go o.w.run()
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func (o *outbox) isFlushing() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.flushing
+}
+
+// With a batch window, a sample that follows the last one written within
+// the window waits for the window's end and leaves with the others, while
+// a control message is written at once and takes the held samples along;
+// stop does not wait for the window either.
+func TestSampleBatchHoldsFastStreams(t *testing.T) {
+	nc := &writesConn{}
+	o := newOutbox()
+	o.ring = make([]queued, 16)
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: time.Hour}
+	o.start(w)
+	now := time.Now()
+	pushTS(o, 1, now)
+	waitFor(t, "the first sample, written at once", func() bool { return nc.count() == 1 && !o.isFlushing() })
+	for i := uint64(2); i <= 4; i++ {
+		pushTS(o, i, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	waitFor(t, "the flusher to hold", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.holding })
+	time.Sleep(50 * time.Millisecond)
+	if n := nc.count(); n != 1 {
+		t.Fatalf("%d writes while the window is open, want 1", n)
+	}
+	o.pushCtrl(ctrlMsg{data: []byte(`{"id":7,"ok":true}`)})
+	waitFor(t, "the reply", func() bool { return nc.count() == 2 })
+	fs := nc.frames(t)
+	if len(fs) != 3 || string(fs[1].Payload) != `{"id":7,"ok":true}` || fs[2].Header.OpCode != ws.OpBinary || len(fs[2].Payload) != 3*protocol.RecordSize {
+		t.Fatalf("frames %v", fs)
+	}
+	pushTS(o, 5, now.Add(5*time.Millisecond))
+	waitFor(t, "the flusher to hold", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return o.holding })
+	stopped := make(chan struct{})
+	go func() { o.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stop waited for the batch window")
+	}
+	o.closeAll()
+}
+
+// A stream slower than the window is written sample by sample, each as
+// soon as it is queued, and no flusher stays behind it.
+func TestSampleBatchLeavesSlowStreamsAlone(t *testing.T) {
+	nc := &writesConn{}
+	o := newOutbox()
+	o.ring = make([]queued, 16)
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: time.Hour}
+	o.start(w)
+	t0 := time.Now().Add(-10 * time.Hour)
+	for i := uint64(1); i <= 3; i++ {
+		pushTS(o, i, t0.Add(time.Duration(i)*2*time.Hour)) // two windows apart
+		waitFor(t, "the sample, written at once", func() bool { return nc.count() == int(i) && !o.isFlushing() })
+	}
+	o.stop()
+	o.closeAll()
+}
+
+// A fast stream keeps its flusher across windows, writing once per window,
+// and the flusher ends after a window that brought nothing.
+func TestSampleBatchFlusherEndsWithTheStream(t *testing.T) {
+	nc := &writesConn{}
+	o := newOutbox()
+	o.ring = make([]queued, 256)
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: 20 * time.Millisecond}
+	o.start(w)
+	const n = 100
+	for i := uint64(1); i <= n; i++ {
+		pushTS(o, i, time.Now())
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "the flusher to end", func() bool { return !o.isFlushing() })
+	records := 0
+	for _, f := range nc.frames(t) {
+		records += len(f.Payload) / protocol.RecordSize
+	}
+	if records != n {
+		t.Fatalf("%d records written, want %d", records, n)
+	}
+	// 100 samples about 1 ms apart span 100 ms or more: five or six windows of
+	// 20 ms, plus the first sample written at once. Writing every sample on
+	// its own would take 100.
+	if writes := nc.count(); writes > n/4 {
+		t.Fatalf("%d writes for %d samples, want one per 20 ms window", writes, n)
+	}
+	o.stop()
+	o.closeAll()
 }

@@ -48,6 +48,11 @@ type Gateway struct {
 	// Watchdog applies every relay's failsafe state when no operator
 	// connection has been alive for this long; 0 = off.
 	Watchdog Duration `yaml:"watchdog"`
+	// SampleBatch is the sensor-stream batch window: a subscriber gets at
+	// most one write per window, holding every sample of the window (a
+	// slower stream is written sample by sample, as soon as each is
+	// read); 0 = every sample written at once. Default 5ms.
+	SampleBatch Duration `yaml:"sample_batch"`
 }
 
 // TLS names the certificate and key files (PEM). Both are required when the
@@ -214,7 +219,10 @@ type Upstream struct {
 // Defaults.
 const (
 	DefaultListen = "127.0.0.1:8080"
-	DefaultBaud   = 115200
+	// DefaultSampleBatch is gateway.sample_batch when not set: streams up
+	// to 200 samples/s per subscriber are written sample by sample.
+	DefaultSampleBatch = 5 * time.Millisecond
+	DefaultBaud        = 115200
 	// USBRelayChannels is the most channels an LCUS-type USB relay module has.
 	USBRelayChannels = 8
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
@@ -235,6 +243,7 @@ func Default() *Config {
 			ID:          id,
 			Listen:      DefaultListen,
 			Compression: true,
+			SampleBatch: Duration(DefaultSampleBatch),
 			Heartbeat: Heartbeat{
 				Interval: Duration(15 * time.Second),
 				Timeout:  Duration(45 * time.Second),

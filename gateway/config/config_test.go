@@ -78,6 +78,7 @@ func TestExample(t *testing.T) {
 			AllowedOrigins: []string{"https://dash.example"},
 			Compression:    true,
 			Heartbeat:      Heartbeat{Interval: ms(15000), Timeout: ms(45000)},
+			SampleBatch:    ms(5),
 			Limits: Limits{
 				MaxConnections:      1000,
 				MaxConnectionsPerIP: 64,
@@ -188,7 +189,7 @@ func TestDefaults(t *testing.T) {
 		host = "edgegate"
 	}
 	want := Gateway{
-		ID: host, Listen: "127.0.0.1:8080", Compression: true,
+		ID: host, Listen: "127.0.0.1:8080", Compression: true, SampleBatch: ms(5),
 		Heartbeat: Heartbeat{Interval: ms(15000), Timeout: ms(45000)},
 		Limits: Limits{MaxConnections: 1000, MaxConnectionsPerIP: 64, MaxMessageBytes: 65536, RequestsPerSecond: 50,
 			HandshakeTimeout: ms(5000), WriteTimeout: ms(10000), SubscriberQueue: 1024},
@@ -231,6 +232,9 @@ upstream:
 	if u := c.Upstream; u.BufferMaxBytes != 64*MiB || u.Fsync != "batch" {
 		t.Errorf("upstream defaults %+v", u)
 	}
+	if c.Gateway.SampleBatch != ms(5) {
+		t.Errorf("gateway.sample_batch default %v, want 5ms", c.Gateway.SampleBatch)
+	}
 }
 
 func TestOptionalSectionsAndForms(t *testing.T) {
@@ -240,6 +244,7 @@ gateway:
   listen: ":0"
   compression: false
   watchdog: 1h30m
+  sample_batch: 0s
   allowed_origins:
     - http://localhost:3000
     - https://dash.example:8443
@@ -271,14 +276,14 @@ upstream: {url: "wss://b.example:443/x?y=1", token: t, buffer_max_bytes: 1_000, 
 		t.Fatal(err)
 	}
 	g := c.Gateway
-	if g.ID != "1234" || g.Listen != ":0" || g.Compression || g.Watchdog != Duration(90*time.Minute) ||
+	if g.ID != "1234" || g.Listen != ":0" || g.Compression || g.Watchdog != Duration(90*time.Minute) || g.SampleBatch != 0 ||
 		len(g.AllowedOrigins) != 2 || g.Limits.RequestsPerSecond != 2.5 || g.TLS != nil {
 		t.Errorf("gateway %+v", g)
 	}
 	if c.Auth.Secret != "inline-secret-of-24-by" || c.Auth.Enabled {
 		t.Errorf("auth %+v", c.Auth)
 	}
-	if r := c.Relays[0]; r.Address != 0x20 || r.Bus != "1" || !r.ActiveLow || r.Channel != 8 || r.Line != 16 {
+	if r := c.Relays[0]; r.Address != 0x20 || r.Bus != "1" || !r.ActiveLow || r.Channel != 8 || r.Line != 17 {
 		t.Errorf("relay %+v", r)
 	}
 	if r := c.Relays[1]; r.Initial != "restore" || r.Failsafe != "hold" {
@@ -796,6 +801,17 @@ relays:
   watchdog: -10s
 `,
 		"t.yaml:2: gateway.watchdog: must not be negative, got -10s (leave it out for no watchdog)"},
+	{"sample batch negative",
+		`gateway:
+  sample_batch: -1ms
+`,
+		"t.yaml:2: gateway.sample_batch: want 0 (every sample written at once) up to 1s, got -1ms (default 5ms)"},
+	{"sample batch too long",
+		`gateway:
+  compression: true
+  sample_batch: 2s
+`,
+		"t.yaml:3: gateway.sample_batch: want 0 (every sample written at once) up to 1s, got 2s (default 5ms)"},
 	{"handshake timeout zero",
 		`gateway:
   limits: {handshake_timeout: 0s}

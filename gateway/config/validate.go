@@ -34,6 +34,9 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 const (
 	minHeartbeat = Duration(100 * time.Millisecond)
 	minTick      = Duration(time.Millisecond)
+	// maxSampleBatch bounds gateway.sample_batch: samples held longer
+	// than this would no longer be live.
+	maxSampleBatch = Duration(time.Second)
 )
 
 // applyLateDefaults fills the defaults that depend on the driver.
@@ -253,6 +256,9 @@ func (p *parser) checkGateway(g *Gateway) {
 	p.atLeast(lp+"write_timeout", l.WriteTimeout, minTick, at)
 	if p.use("gateway.watchdog") && g.Watchdog < 0 {
 		p.fieldf("gateway.watchdog", at, "must not be negative, got %v (leave it out for no watchdog)", g.Watchdog)
+	}
+	if p.use("gateway.sample_batch") && (g.SampleBatch < 0 || g.SampleBatch > maxSampleBatch) {
+		p.fieldf("gateway.sample_batch", at, "want 0 (every sample written at once) up to %v, got %v (default %v)", maxSampleBatch, g.SampleBatch, Duration(DefaultSampleBatch))
 	}
 }
 
