@@ -208,10 +208,10 @@ func (h *hub) sample(ctx context.Context, d *deviceEntry) {
 	}
 	timeout := max(interval, 2*time.Second)
 	vals := make([]float64, len(d.sensors))
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	d.missed = h.metrics.samplerMissedTicks(d.name)
-	last := time.Now()
+	next := time.Now() // when the read under way was due
 	for {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		err := d.drv.Read(rctx, vals)
@@ -227,27 +227,45 @@ func (h *hub) sample(ctx context.Context, d *deviceEntry) {
 				h.publish(d, q, v, now)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		// A ticker drops the ticks that come while the sampler is busy:
-		// count them, so that a sampler too slow for its interval shows.
 		now = time.Now()
-		if n := missedTicks(now.Sub(last), interval); n > 0 && d.missed != nil {
-			d.missed.Add(n)
+		var missed int
+		next, missed = nextTick(next, now, interval)
+		if missed > 0 && d.missed != nil {
+			d.missed.Add(missed)
 		}
-		last = now
+		if wait := next.Sub(now); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
 	}
 }
 
-// missedTicks is how many ticks of interval fell between two reads of a
-// ticker elapsed apart (one tick is expected; up to half an interval of
-// lateness is jitter, not a miss).
-func missedTicks(elapsed, interval time.Duration) int {
-	return int((elapsed+interval/2)/interval) - 1
+// nextTick is when the read after the one due at last is due, at now, and
+// how many ticks are given up. Reads keep to a fixed schedule of one per
+// interval: a read that starts late (the gateway was busy) is made up for
+// by reading again at once, so that a sensor keeps its rate; a sampler
+// more than catchUp(interval) behind gives up the ticks it missed
+// (samples never taken), so that a read slower than its interval does
+// not run back to back for ever.
+func nextTick(last, now time.Time, interval time.Duration) (time.Time, int) {
+	next := last.Add(interval)
+	behind := now.Sub(next)
+	if behind <= catchUp(interval) {
+		return next, 0
+	}
+	n := int(behind / interval)
+	return next.Add(time.Duration(n) * interval), n
 }
+
+// catchUp is how far behind its schedule a sampler reads again at once:
+// an interval, and at least 5 ms of a busy gateway's scheduling delays.
+func catchUp(interval time.Duration) time.Duration { return max(interval, 5*time.Millisecond) }
 
 // publish encodes one sample once and queues it to every subscriber of its
 // sensor.

@@ -3,29 +3,75 @@ package gateway
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/edgegate/edgegate/drivers"
 )
 
-func TestMissedTicks(t *testing.T) {
+func TestNextTick(t *testing.T) {
 	const ms = time.Millisecond
+	t0 := time.Now()
 	for _, tc := range []struct {
-		elapsed time.Duration
-		want    int
+		interval, now, next time.Duration // now and next after t0, the last tick
+		missed              int
 	}{
-		{10 * ms, 0},
-		{14 * ms, 0}, // late, but within half an interval
-		{6 * ms, 0},  // early
-		{15 * ms, 1},
-		{20 * ms, 1},
-		{31 * ms, 2},
-		{1000 * ms, 99},
+		{10 * ms, 5 * ms, 10 * ms, 0},       // on time: wait for the next tick
+		{10 * ms, 12 * ms, 10 * ms, 0},      // late: read again at once
+		{10 * ms, 20 * ms, 10 * ms, 0},      // a whole interval behind: still made up
+		{10 * ms, 21 * ms, 20 * ms, 1},      // more: the missed tick is given up
+		{10 * ms, 1000 * ms, 1000 * ms, 99}, // a read slower than its interval
+		{1 * ms, 4 * ms, 1 * ms, 0},         // fast sensors make up 5 ms of delays
+		{1 * ms, 7 * ms, 7 * ms, 6},
 	} {
-		if got := missedTicks(tc.elapsed, 10*ms); got != tc.want {
-			t.Errorf("missedTicks(%v, 10ms) = %d, want %d", tc.elapsed, got, tc.want)
+		next, missed := nextTick(t0, t0.Add(tc.now), tc.interval)
+		if next.Sub(t0) != tc.next || missed != tc.missed {
+			t.Errorf("nextTick(t0, t0+%v, %v) = t0+%v, %d; want t0+%v, %d", tc.now, tc.interval, next.Sub(t0), missed, tc.next, tc.missed)
 		}
+	}
+}
+
+// jitterSensor counts its reads; every other read takes two intervals, as
+// a sampler woken late by a busy gateway would see.
+type jitterSensor struct {
+	interval time.Duration
+	reads    atomic.Int64
+}
+
+func (s *jitterSensor) Name() string   { return "jitter" }
+func (s *jitterSensor) Driver() string { return "test-jitter" }
+func (s *jitterSensor) Quantities() []drivers.Quantity {
+	return []drivers.Quantity{{Name: "v", Unit: "u"}}
+}
+func (s *jitterSensor) Interval() time.Duration { return s.interval }
+func (s *jitterSensor) Close() error            { return nil }
+func (s *jitterSensor) Read(ctx context.Context, dst []float64) error {
+	if s.reads.Add(1)%2 == 0 {
+		time.Sleep(2 * s.interval)
+	}
+	dst[0] = 1
+	return nil
+}
+
+// A sampler that falls behind its schedule by less than catchUp makes the
+// reads up: the sensor keeps its rate and no tick is counted as missed.
+// (A ticker would drop about every third tick here.)
+func TestSamplerKeepsItsRate(t *testing.T) {
+	h, d := testHub(1, 16)
+	drv := &jitterSensor{interval: 2 * time.Millisecond}
+	d.drv = drv
+	h.metrics = newGatewayMetrics()
+	missed := h.metrics.samplerMissedTicks("dev")
+	h.start()
+	time.Sleep(50 * time.Millisecond)
+	r0, m0, t0 := drv.reads.Load(), missed.Get(), time.Now()
+	time.Sleep(600 * time.Millisecond)
+	r1, m1, t1 := drv.reads.Load(), missed.Get(), time.Now()
+	h.stop()
+	due := float64(t1.Sub(t0)) / float64(drv.interval)
+	if got := float64(r1 - r0); got < 0.85*due {
+		t.Fatalf("%.0f reads in %v at a %v interval, want about %.0f (%d ticks counted missed)", got, t1.Sub(t0), drv.interval, due, m1-m0)
 	}
 }
 
