@@ -47,7 +47,7 @@ if [ "$mode" = quick ]; then
 else
   dur=5s warm=1s
   rtt_n=1,10,50
-  fan_n=100,500,1000,2000 sat_n=50,100,200,400,800
+  fan_n=100,500,1000,2000 sat_n=100,400,800,1600,3200
   idle_n=1000,2500,5000,10000 idle_settle=3s
 fi
 

@@ -177,3 +177,38 @@ func TestReadResultsMergesPoints(t *testing.T) {
 		t.Errorf("merged floor = %+v, want points n=1, n=10", f)
 	}
 }
+
+// The saturation verdict compares the best rates of the sweep, says where
+// each server fell behind, and is no verdict when neither did.
+func TestSaturationVerdict(t *testing.T) {
+	pts := func(delivered ...float64) []Point {
+		var ps []Point
+		for i, d := range delivered {
+			n := 100 << i
+			ps = append(ps, Point{N: n, Offered: float64(n) * 1000, Throughput: d})
+		}
+		return ps
+	}
+	sat := func(g, b []Point) verdict {
+		r := &report{results: []*Result{
+			{Scenario: "fanout", Server: "gateway", Label: "saturation", Points: g},
+			{Scenario: "fanout", Server: "gorilla", Label: "saturation", Points: b},
+		}}
+		for _, v := range r.verdicts() {
+			if strings.Contains(v.Name, "saturation") {
+				return v
+			}
+		}
+		t.Fatal("no saturation verdict")
+		return verdict{}
+	}
+	if v := sat(pts(1e5, 2e5, 4e5), pts(1e5, 1.5e5, 1.8e5)); v.Status != "PASS" || !strings.Contains(v.Detail, "saturated at no and 200 subscribers") {
+		t.Errorf("2.2× with the baseline behind from 200: %s %s", v.Status, v.Detail)
+	}
+	if v := sat(pts(1e5, 1.5e5, 1.8e5), pts(1e5, 2e5, 2.5e5)); v.Status != "FAIL" || !strings.Contains(v.Detail, "saturated at 200 and 400 subscribers") {
+		t.Errorf("0.72×: %s %s", v.Status, v.Detail)
+	}
+	if v := sat(pts(1e5, 2e5), pts(1e5, 2e5)); v.Status != "N/A" || !strings.Contains(v.Detail, "extend the sweep") {
+		t.Errorf("neither behind: %s %s", v.Status, v.Detail)
+	}
+}
