@@ -34,7 +34,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 //
 // No goroutine waits on an idle connection's outbox: a push starts a
 // flusher (writer.run) when none is running, and the flusher returns once
-// it finds nothing left to write.
+// it finds nothing left to write (a fast sample stream's flusher, after a
+// batch window that brought nothing).
 type outbox struct {
 	mu      sync.Mutex
 	ctrl    []ctrlMsg
@@ -308,8 +309,12 @@ func (w *writer) wait() {
 	}
 	o := w.o
 	o.mu.Lock()
+	if len(o.ctrl) > 0 || o.kicked || o.stopped || o.n == 0 && !held {
+		o.mu.Unlock() // nothing to hold back (a reply or event goes at once)
+		return
+	}
 	d := time.Duration(o.holdUntil - time.Now().UnixNano())
-	if d <= 0 || len(o.ctrl) > 0 || o.kicked || o.stopped || o.n == 0 && !held {
+	if d <= 0 {
 		o.mu.Unlock()
 		return
 	}
