@@ -43,6 +43,10 @@ func (o *Output) String() string {
 	return o.b.String()
 }
 
+// cleanupGrace is how long a process still running when its test ends
+// has to exit after SIGTERM before it is killed.
+const cleanupGrace = 10 * time.Second
+
 // Proc is a running process.
 type Proc struct {
 	Cmd    *exec.Cmd
@@ -52,7 +56,10 @@ type Proc struct {
 }
 
 // Start runs bin with args, its stdout and stderr into Out. When the test
-// ends the process is killed (its output logged if the test failed).
+// ends a process still running is stopped as a user would stop it
+// (SIGTERM), so that it cleans up after itself (a simulated serial port's
+// temporary directory, for one), and killed if it has not exited within
+// cleanupGrace; its output is logged if the test failed.
 func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Cmd: exec.Command(bin, args...), Out: &Output{}, Exited: make(chan struct{})}
@@ -62,8 +69,10 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	}
 	go func() { p.Err = p.Cmd.Wait(); close(p.Exited) }()
 	t.Cleanup(func() {
-		p.Cmd.Process.Kill()
-		<-p.Exited
+		if !p.Stop(cleanupGrace) {
+			p.Cmd.Process.Kill()
+			<-p.Exited
+		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, p.Out.String())
 		}
