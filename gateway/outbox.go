@@ -20,10 +20,12 @@ const maxControlQueue = 1024
 var errTooSlow = errors.New("client too slow: outgoing queue full")
 
 // ctrlMsg is a reply or event waiting to be written. buf, when set, goes
-// back to bufPool once written; event payloads are shared by all sessions.
+// back to bufPool once written; ev, when set, is the chunk of a shared
+// event, released once written.
 type ctrlMsg struct {
 	data []byte
 	buf  *[]byte
+	ev   *eventChunk
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -145,6 +147,7 @@ func (o *outbox) release(m ctrlMsg) {
 	if m.buf != nil {
 		bufPool.Put(m.buf)
 	}
+	m.ev.release()
 }
 
 // queued is a sample waiting for one subscriber, in that subscriber's format.

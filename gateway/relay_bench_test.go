@@ -15,7 +15,7 @@ import (
 
 type discardSink struct{ n int }
 
-func (d *discardSink) relayEvent([]byte) { d.n++ }
+func (d *discardSink) relayEvent(sharedEvent) { d.n++ }
 
 // BenchmarkRelayRequest is one whole relay-control request as a session
 // carries it out: decode, set a GPIO relay on a simulated pin (its journal

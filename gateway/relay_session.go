@@ -40,9 +40,11 @@ func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 	g.serveSession(c, p, s.out, s.ops.handle)
 }
 
-// relayEvent queues a state event; it never blocks the relay service.
-func (s *relaySession) relayEvent(msg []byte) {
-	s.out.pushCtrl(ctrlMsg{data: msg})
+// relayEvent queues a state event; it never blocks the relay service. The
+// queued message holds a reference to the event until it is written.
+func (s *relaySession) relayEvent(ev sharedEvent) {
+	ev.retain()
+	s.out.pushCtrl(ctrlMsg{data: ev.data, ev: ev.chunk})
 }
 
 // relayRequests carries out relay-control.v1 requests for one connection,

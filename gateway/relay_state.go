@@ -99,7 +99,7 @@ func startRelayStateStore(dataDir string, cfg *config.Config, rs *relayService, 
 }
 
 // relayEvent is called by the relay service on every change; it never blocks.
-func (st *relayStateStore) relayEvent([]byte) {
+func (st *relayStateStore) relayEvent(sharedEvent) {
 	select {
 	case st.kick <- struct{}{}:
 	default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -31,9 +32,65 @@ func (e *deviceError) Error() string { return fmt.Sprintf("relay %q: %v", e.rela
 func (e *deviceError) Unwrap() error { return e.err }
 
 // eventSink receives every encoded state event, in the order of the changes.
-// It must not block.
+// It must not block. The event is valid during the call; a sink that keeps
+// it past the call takes a reference (ev.retain) and releases it once done.
 type eventSink interface {
-	relayEvent(msg []byte)
+	relayEvent(ev sharedEvent)
+}
+
+// sharedEvent is one encoded state event, shared by every sink that keeps
+// it. Its bytes are cut from a chunk (nil for an event too large for one)
+// that is reused once the service and every sink have released it, so
+// that a steady stream of changes allocates nothing.
+type sharedEvent struct {
+	data  []byte
+	chunk *eventChunk
+}
+
+// retain takes a reference for a sink that keeps the event past the call
+// (to relayEvent, while the service's own reference holds the chunk).
+func (e sharedEvent) retain() {
+	if e.chunk != nil {
+		e.chunk.refs.Add(1)
+	}
+}
+
+// eventChunkSize is the size of the chunks that events are cut from.
+const eventChunkSize = 16 << 10
+
+// eventChunk is a buffer that events are cut from, one after another.
+// refs counts the events cut from it still kept by a sink, plus one while
+// the service cuts from it; at zero it goes back to freeEventChunks.
+type eventChunk struct {
+	buf  []byte
+	refs atomic.Int32
+}
+
+// freeEventChunks holds released chunks for reuse. In steady state two
+// circulate (the one being cut and the one whose last events are being
+// written); a few more absorb a burst, and beyond that they go to the GC.
+var freeEventChunks = make(chan *eventChunk, 4)
+
+func newEventChunk() *eventChunk {
+	var c *eventChunk
+	select {
+	case c = <-freeEventChunks:
+	default:
+		c = &eventChunk{buf: make([]byte, 0, eventChunkSize)}
+	}
+	c.refs.Store(1)
+	return c
+}
+
+// release drops one reference; the last one recycles the chunk.
+func (c *eventChunk) release() {
+	if c != nil && c.refs.Add(-1) == 0 {
+		c.buf = c.buf[:0]
+		select {
+		case freeEventChunks <- c:
+		default:
+		}
+	}
 }
 
 type relayEntry struct {
@@ -86,7 +143,7 @@ type relayService struct {
 	closed  bool
 	started bool // every relay has been driven to its initial state
 	evbuf   []byte
-	evslab  []byte // the chunk event copies are cut from (copyEvent)
+	evchunk *eventChunk // the chunk events are cut from now (copyEvent)
 }
 
 func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error) {
@@ -192,30 +249,28 @@ func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
 	}
 	s.evbuf = protocol.AppendStateEvent(s.evbuf[:0], e.cfg.Name, on, source, now)
 	if len(s.sinks) > 0 {
-		msg := s.copyEvent(s.evbuf) // one copy shared by every sink
+		ev := s.copyEvent(s.evbuf) // one copy shared by every sink
 		for sink := range s.sinks {
-			sink.relayEvent(msg)
+			sink.relayEvent(ev)
 		}
 	}
 }
 
-// eventChunk is the size of the chunks that event copies are cut from.
-const eventChunk = 16 << 10
-
-// copyEvent returns a copy of an encoded event for the sinks to keep. The
-// copies are cut from chunks of eventChunk bytes, one allocation for many
-// events; a chunk is freed when the last event in it is. Call with s.mu
-// held.
-func (s *relayService) copyEvent(b []byte) []byte {
-	if len(b) > eventChunk/8 {
-		return append([]byte(nil), b...)
+// copyEvent returns a copy of an encoded event for the sinks to keep, cut
+// from the current chunk. Call with s.mu held.
+func (s *relayService) copyEvent(b []byte) sharedEvent {
+	if len(b) > eventChunkSize/8 {
+		return sharedEvent{data: append([]byte(nil), b...)} // rare: left to the GC
 	}
-	if cap(s.evslab)-len(s.evslab) < len(b) {
-		s.evslab = make([]byte, 0, eventChunk)
+	c := s.evchunk
+	if c == nil || cap(c.buf)-len(c.buf) < len(b) {
+		c.release() // the service's own reference; sinks may still hold theirs
+		c = newEventChunk()
+		s.evchunk = c
 	}
-	start := len(s.evslab)
-	s.evslab = append(s.evslab, b...)
-	return s.evslab[start:len(s.evslab):len(s.evslab)] // capped: an append cannot reach the next
+	start := len(c.buf)
+	c.buf = append(c.buf, b...)
+	return sharedEvent{data: c.buf[start:len(c.buf):len(c.buf)], chunk: c} // capped: an append cannot reach the next
 }
 
 // setLocked turns e on or off, first turning its interlock partners off.

@@ -344,7 +344,7 @@ func (s *uplinkSession) wake() {
 }
 
 // relayEvent is the relay service's sink: every state change while connected.
-func (s *uplinkSession) relayEvent(msg []byte) { s.push(msg, false) }
+func (s *uplinkSession) relayEvent(ev sharedEvent) { s.push(ev.data, false) }
 
 func (s *uplinkSession) reply(encode func([]byte) []byte) { s.push(encode(nil), false) }
 
