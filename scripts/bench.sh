@@ -2,7 +2,7 @@
 # Runs edgegate's benchmarks and writes docs/benchmarks.md with SVG plots
 # in docs/bench/.
 #
-#   scripts/bench.sh [--quick]
+#   scripts/bench.sh [--quick] [--poll-idle]
 #
 # Builds the gateway, cmd/edgebench and the gorilla/websocket baseline
 # (bench/baseline, a module of its own), then, on loopback:
@@ -18,6 +18,13 @@
 #   go test -bench -benchmem of the hot paths (allocs/op)
 # Servers run with GODEBUG=gctrace=1; their GC pauses go into the report.
 # --quick runs CI-sized loads of a few seconds each (figures indicative only).
+# --poll-idle keeps idle CPUs out of sleep states for the run, as latency
+# benchmarks usually do (tuned's latency-performance profile does the same):
+# it holds /dev/cpu_dma_latency at 0, which needs root, and is released
+# when the script ends. Without it, an idle CPU may sleep, and waking it
+# adds to every round trip that finds it asleep: little on bare metal, but
+# on a virtual machine whose idle vCPUs halt into the hypervisor it can be
+# 50-200 us, more than a round trip itself. The report says which it was.
 # Environment: BENCH_PORT (default 38080; the baseline uses BENCH_PORT+1;
 # the floor's echo server takes any free port),
 # BENCH_OUT (a directory to keep raw results in; default a temporary one).
@@ -25,12 +32,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-mode=full
-case "${1:-}" in
-  --quick) mode=quick ;;
-  "" | --full) ;;
-  *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
-esac
+mode=full poll_idle=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) mode=quick ;;
+    --full) mode=full ;;
+    --poll-idle) poll_idle=1 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--poll-idle]" >&2; exit 2 ;;
+  esac
+done
 
 port=${BENCH_PORT:-38080}
 bport=$((port + 1))
@@ -52,6 +62,20 @@ else
 fi
 
 step() { printf '\n=== %s\n' "$*"; }
+
+# CPU idle for the run, recorded for the report (cpu-idle.txt: poll or sleep).
+if [ "$poll_idle" = 1 ]; then
+  # A PM QoS request lives as long as the file stays open: fd 9, until the
+  # script (and the servers it started) exit. The value is a 32-bit latency
+  # in microseconds, written as a 10-character hex string.
+  if ! { exec 9>/dev/cpu_dma_latency; } 2>/dev/null || ! printf '0x00000000' >&9; then
+    echo "--poll-idle: cannot hold /dev/cpu_dma_latency at 0 (it needs root); run without --poll-idle, or as root" >&2
+    exit 1
+  fi
+  echo poll >"$res/cpu-idle.txt"
+else
+  echo sleep >"$res/cpu-idle.txt"
+fi
 
 step "build"
 go build -o "$out/bin/edgegate" ./cmd/edgegate

@@ -212,3 +212,56 @@ func TestSaturationVerdict(t *testing.T) {
 		t.Errorf("neither behind: %s %s", v.Status, v.Detail)
 	}
 }
+
+// The report says whether idle CPUs could sleep during the run, as
+// scripts/bench.sh recorded it in cpu-idle.txt, in the Machine table and
+// in the rtt verdict, and says so when it was not recorded.
+func TestReportSaysHowIdleCPUsBehaved(t *testing.T) {
+	for _, c := range []struct {
+		idle      string // cpu-idle.txt; "-": none
+		machine   string
+		inVerdict string
+	}{
+		{"poll\n", "| CPU idle | held out of sleep states for the run (scripts/bench.sh --poll-idle", "idle CPUs held out of sleep (--poll-idle)"},
+		{"sleep\n", "| CPU idle | allowed to sleep when idle (run without --poll-idle)", "idle CPUs allowed to sleep"},
+		{"-", "| CPU idle | not recorded", ""},
+	} {
+		dir := t.TempDir()
+		for name, r := range map[string]*Result{
+			"floor-process-n1.json": {Scenario: "floor", Server: echoProcess, Points: []Point{{N: 1, Latency: Summary{P99: 40_000, Count: 10}}}},
+			"rtt-gateway-n1.json":   {Scenario: "rtt", Server: "gateway", Points: []Point{{N: 1, Latency: Summary{P99: 90_000, Count: 10}}}},
+		} {
+			if err := writeResult(filepath.Join(dir, name), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.idle != "-" {
+			if err := os.WriteFile(filepath.Join(dir, "cpu-idle.txt"), []byte(c.idle), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := filepath.Join(t.TempDir(), "benchmarks.md")
+		if err := writeReport(dir, out, filepath.Join(filepath.Dir(out), "bench"), "quick"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := string(b)
+		if !strings.Contains(md, c.machine) {
+			t.Errorf("cpu-idle.txt %q: the Machine table lacks %q", c.idle, c.machine)
+		}
+		_, verdict, _ := strings.Cut(md, "PASS rtt p99 at 1 client")
+		verdict, _, _ = strings.Cut(verdict, "\n")
+		if verdict == "" {
+			t.Fatalf("cpu-idle.txt %q: no rtt verdict in\n%s", c.idle, md)
+		}
+		if c.inVerdict != "" && !strings.Contains(verdict, c.inVerdict) {
+			t.Errorf("cpu-idle.txt %q: rtt verdict %q lacks %q", c.idle, verdict, c.inVerdict)
+		}
+		if c.inVerdict == "" && strings.Contains(verdict, "idle CPUs") {
+			t.Errorf("no cpu-idle.txt: rtt verdict %q claims to know", verdict)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type report struct {
 	gc      map[string]GCStats // by log name: gateway-rtt, gorilla-fanout, ...
 	benches []BenchLine
 	mode    string
+	idle    string // CPU idle during the run, as scripts/bench.sh recorded it: poll, sleep or "" (not recorded)
 }
 
 func (r *report) find(scenario, server, label string) *Result {
@@ -76,6 +77,9 @@ func writeReport(dir, outFile, svgDir, mode string) error {
 		}
 		r.gc[strings.TrimSuffix(strings.TrimPrefix(filepath.Base(l), "gc-"), ".log")] = parseGCTrace(f)
 		f.Close()
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "cpu-idle.txt")); err == nil {
+		r.idle = strings.TrimSpace(string(b))
 	}
 	if f, err := os.Open(filepath.Join(dir, "benchmem.txt")); err == nil {
 		r.benches = parseBenchmem(f)
@@ -119,6 +123,12 @@ func (r *report) verdicts() []verdict {
 		v.Detail = fmt.Sprintf("%s vs %s = %.2f×", fmtNs(g.Latency.P99), fmtNs(f.Latency.P99), ratio)
 		if in := pointAt(r.find("floor", echoInproc, ""), 1); in != nil && in.Latency.P99 > 0 {
 			v.Detail += fmt.Sprintf(" (in-process echo, not the floor: p99 %s)", fmtNs(in.Latency.P99))
+		}
+		switch r.idle {
+		case "poll":
+			v.Detail += "; idle CPUs held out of sleep (--poll-idle)"
+		case "sleep":
+			v.Detail += "; idle CPUs allowed to sleep (no --poll-idle): see the rtt section"
 		}
 	}
 	out = append(out, v)
@@ -328,7 +338,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 
 	fmt.Fprintf(w, "## Machine\n\n")
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
-	for _, kv := range machine() {
+	for _, kv := range append(machine(), [2]string{"CPU idle", cpuIdle(r.idle)}) {
 		fmt.Fprintf(w, "| %s | %s |\n", kv[0], kv[1])
 	}
 
@@ -349,6 +359,11 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 	fmt.Fprintf(w, "An echo server inside edgebench is cheaper than any server could be: client and server goroutines share one Go runtime, so when the client blocks waiting for the echo, the same thread typically finds the server goroutine ready in Go's network poller and runs it on the same CPU, with nothing to wake. ")
 	fmt.Fprintf(w, "It is shown too, as \"in-process echo\", for reference only; the rtt target compares against the separate-process floor. ")
 	fmt.Fprintf(w, "Each closed-loop client does as many round trips as fit in the measurement time, so the faster echo completes more of them than the servers (the \"round trips\" column); the percentiles compare like with like.\n\n")
+	fmt.Fprintf(w, "**Idle CPUs.** A single client leaves both CPUs idle most of the time, so a round trip often has to wake the CPU of the thread it hands over to. ")
+	fmt.Fprintf(w, "On bare metal that costs a few microseconds; on a virtual machine whose idle vCPUs halt into the hypervisor it can cost 50–200 µs, more than the round trip itself, and how often it happens depends on where the scheduler happened to put the threads, not on the server's code: ")
+	fmt.Fprintf(w, "on such a machine the same echo server can measure a p99 of 30 µs in one run and 170 µs in the next. ")
+	fmt.Fprintf(w, "`scripts/bench.sh --poll-idle` holds idle CPUs out of sleep for the run (a PM QoS request of 0 µs on `/dev/cpu_dma_latency`, as latency benchmarks and tuned's latency-performance profile do; it needs root), so that floor, gateway and baseline are all measured without wake-ups. ")
+	fmt.Fprintf(w, "This run: %s (the Machine table).\n\n", map[string]string{"poll": "with --poll-idle", "sleep": "without --poll-idle, idle CPUs could sleep", "": "not recorded"}[r.idle])
 	fmt.Fprintf(w, "![rtt latency CDF](%s/rtt-cdf.svg)\n\n", svg)
 	fmt.Fprintf(w, "| server | clients | round trips | round trips/s | p50 | p90 | p99 | p99.9 | max | errors | clients dropped by the server | p99 ÷ floor | p99 ÷ gorilla | rate ÷ gorilla |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	bl, fl := r.find("rtt", "gorilla", ""), r.find("floor", echoProcess, "")
@@ -460,7 +475,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %.1f | %g | %g |\n", strings.TrimPrefix(b.Pkg, "github.com/edgegate/edgegate/"), b.Name, b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
 	}
-	fmt.Fprintf(w, "\n## Reproduce\n\n```\nscripts/bench.sh           # full run, several minutes\nscripts/bench.sh --quick   # CI-sized\n```\n")
+	fmt.Fprintf(w, "\n## Reproduce\n\n```\nscripts/bench.sh               # full run, about 15 minutes\nscripts/bench.sh --poll-idle   # the same with idle CPUs held out of sleep (root)\nscripts/bench.sh --quick       # CI-sized\n```\n")
 }
 
 func serverName(res *Result) string {
@@ -481,6 +496,36 @@ func fmtPct(f float64) string {
 	s := fmt.Sprintf("%.4f", f*100)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + "%"
+}
+
+// cpuIdle describes what idle CPUs did during the run: mode as
+// scripts/bench.sh recorded it (poll, sleep, or "" for not recorded), and
+// the kernel's cpuidle driver, read now.
+func cpuIdle(mode string) string {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	driver := read("/sys/devices/system/cpu/cpuidle/current_driver")
+	about := ""
+	switch {
+	case driver == "":
+		about = "no cpuidle driver"
+	case driver == "haltpoll" && read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") == "0":
+		about = "cpuidle driver haltpoll, a virtual machine's, with guest halt polling off: an idle vCPU halts into the hypervisor at once"
+	default:
+		about = "cpuidle driver " + driver
+	}
+	switch mode {
+	case "poll":
+		return "held out of sleep states for the run (scripts/bench.sh --poll-idle: /dev/cpu_dma_latency at 0); " + about
+	case "sleep":
+		return "allowed to sleep when idle (run without --poll-idle); " + about
+	}
+	return "not recorded; " + about
 }
 
 // machine describes the host: CPU model, cores, memory, kernel, Go.
