@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -217,6 +218,8 @@ type writer struct {
 	o        *outbox
 	interval time.Duration
 	batch    time.Duration // sample batch window (gateway.sample_batch); 0: none
+	streams  *fastStreams  // nil: the window never grows
+	fast     bool          // counted in streams
 	failed   func(error)   // called once, on the first write error
 	pinger   *time.Timer
 
@@ -232,6 +235,60 @@ type writer struct {
 	msgs    []wsconn.Message
 	bin     []byte
 	dropBuf []byte
+}
+
+// fastStreams counts the connections whose sample stream is faster than
+// the batch window (each written once per window), so that the window can
+// grow when there are so many that writing each of them once per window
+// would pass the gateway's write budget.
+type fastStreams struct {
+	n      atomic.Int64
+	budget int64 // writes per second for fast streams, all together
+}
+
+// writesPerCore is the write budget of fast streams per core (GOMAXPROCS):
+// about the writes a core of a small board makes in half a second of
+// work, on loopback or a LAN.
+const writesPerCore = 50_000
+
+// maxAdaptiveBatch bounds how far the window grows under load.
+const maxAdaptiveBatch = 100 * time.Millisecond
+
+func newFastStreams(cores int) *fastStreams {
+	return &fastStreams{budget: int64(max(cores, 1)) * writesPerCore}
+}
+
+// window is the batch window of a fast stream now: at least least, and
+// long enough that the fast streams together stay within the budget, up
+// to maxAdaptiveBatch.
+func (f *fastStreams) window(least time.Duration) time.Duration {
+	if f == nil {
+		return least
+	}
+	d := time.Duration(f.n.Load() * int64(time.Second) / f.budget)
+	return max(least, min(d, maxAdaptiveBatch))
+}
+
+// setFast counts the writer's stream in (or out of) the fast streams. The
+// flusher calls it, and the session once its flushers have stopped.
+func (w *writer) setFast(fast bool) {
+	if w.streams == nil || w.fast == fast {
+		return
+	}
+	w.fast = fast
+	if fast {
+		w.streams.n.Add(1)
+	} else {
+		w.streams.n.Add(-1)
+	}
+}
+
+// window is the batch window now (see fastStreams).
+func (w *writer) window() time.Duration {
+	if !w.fast {
+		return w.batch
+	}
+	return w.streams.window(w.batch)
 }
 
 // startPings arms the heartbeat.
@@ -321,7 +378,7 @@ func (w *writer) wait() {
 		o.mu.Unlock()
 		return
 	}
-	d = min(d, w.batch) // a wall clock stepped back must not stall the stream
+	d = min(d, w.window()) // a wall clock stepped back must not stall the stream
 	if w.unhold == nil {
 		w.unhold = make(chan struct{}, 1)
 		w.hold = time.NewTimer(d)
@@ -406,7 +463,15 @@ func (w *writer) flush() error {
 		o.head = (o.head + 1) % len(o.ring)
 	}
 	if n := len(w.samples); n > 0 && w.batch > 0 {
-		o.holdUntil = w.samples[n-1].s.tsNano + int64(w.batch)
+		// Fast: several samples came within a window (or while the
+		// flusher was late), until a flush finds one only. (Two can be
+		// jitter of a stream a little slower than the window.)
+		if n > 2 {
+			w.setFast(true)
+		} else if n == 1 {
+			w.setFast(false)
+		}
+		o.holdUntil = w.samples[n-1].s.tsNano + int64(w.window())
 	}
 	dropped := o.dropped
 	o.dropped = 0

@@ -306,3 +306,64 @@ func TestSampleBatchFlusherEndsWithTheStream(t *testing.T) {
 	o.stop()
 	o.closeAll()
 }
+
+// The batch window grows with the number of fast streams, so that writing
+// each once per window stays within the write budget, between the
+// configured window and maxAdaptiveBatch.
+func TestFastStreamsWindow(t *testing.T) {
+	f := newFastStreams(2) // 100,000 writes/s
+	for _, c := range []struct {
+		fast int64
+		want time.Duration
+	}{
+		{0, 5 * time.Millisecond}, {400, 5 * time.Millisecond}, {800, 8 * time.Millisecond},
+		{3200, 32 * time.Millisecond}, {1_000_000, maxAdaptiveBatch},
+	} {
+		f.n.Store(c.fast)
+		if got := f.window(5 * time.Millisecond); got != c.want {
+			t.Errorf("%d fast streams: window %v, want %v", c.fast, got, c.want)
+		}
+	}
+	f.n.Store(3200)
+	if got := f.window(200 * time.Millisecond); got != 200*time.Millisecond {
+		t.Errorf("configured 200ms: window %v, want 200ms (never shorter than configured)", got)
+	}
+	if got := (*fastStreams)(nil).window(5 * time.Millisecond); got != 5*time.Millisecond {
+		t.Errorf("no counter: window %v, want 5ms", got)
+	}
+}
+
+// A stream whose flushes find several samples counts as fast, and holds
+// its samples for the grown window; a flush of a single sample, or the end
+// of the session, counts it out.
+func TestFastStreamCounted(t *testing.T) {
+	nc := &writesConn{}
+	o := newOutbox()
+	o.ring = make([]queued, 16)
+	streams := newFastStreams(1)
+	streams.n.Store(1999) // with this stream, 2000 of a budget of 50,000 writes/s: a window of 40ms
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: time.Millisecond, streams: streams}
+	now := time.Now()
+	o.mu.Lock() // queue three at once, as a flusher running late finds them
+	for i := uint64(1); i <= 3; i++ {
+		s := testSample(i, false)
+		s.tsNano = now.Add(time.Duration(i) * time.Millisecond).UnixNano()
+		o.pushSampleLocked(s, true)
+	}
+	o.mu.Unlock()
+	o.start(w)
+	waitFor(t, "three samples in one write", func() bool { return nc.count() == 1 })
+	waitFor(t, "the stream counted fast", func() bool { return streams.n.Load() == 2000 })
+	o.mu.Lock()
+	hold := time.Duration(o.holdUntil - now.Add(3*time.Millisecond).UnixNano())
+	o.mu.Unlock()
+	if hold != 40*time.Millisecond {
+		t.Errorf("held for %v after the newest sample, want the grown window, 40ms", hold)
+	}
+	o.stop()
+	w.setFast(false) // as serveSession does once the flushers have stopped
+	if n := streams.n.Load(); n != 1999 {
+		t.Errorf("%d fast streams after the session ended, want 1999", n)
+	}
+	o.closeAll()
+}

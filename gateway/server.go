@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -68,8 +69,9 @@ type Gateway struct {
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
 	gate        *connGate
 	metrics     *gatewayMetrics
-	signin      *signIn     // nil: auth disabled
-	tls         *tls.Config // nil: plain http:// and ws://
+	streams     *fastStreams // sample streams written once per batch window
+	signin      *signIn      // nil: auth disabled
+	tls         *tls.Config  // nil: plain http:// and ws://
 
 	uplink     *uplink          // nil: no upstream
 	relayStore *relayStateStore // nil: no relay with initial: restore
@@ -99,7 +101,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
-		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
+		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(), streams: newFastStreams(runtime.GOMAXPROCS(0)),
 		services: map[string]func(*Gateway, *wsconn.Conn, *peer){
 			protocol.RelayControlV1: runRelaySession,
 			protocol.SensorStreamV1: runSensorSession,

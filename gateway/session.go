@@ -21,7 +21,7 @@ import (
 // the writer has stopped.
 func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(payload []byte)) {
 	io := g.metrics.ioFor(p.protocol)
-	w := &writer{c: c, o: o, interval: time.Duration(g.cfg.Gateway.Heartbeat.Interval), batch: time.Duration(g.cfg.Gateway.SampleBatch), io: io}
+	w := &writer{c: c, o: o, interval: time.Duration(g.cfg.Gateway.Heartbeat.Interval), batch: time.Duration(g.cfg.Gateway.SampleBatch), streams: g.streams, io: io}
 	debug := g.log.Enabled(context.Background(), slog.LevelDebug)
 	if debug {
 		w.trace = g.log.With("remote", p.remote, "protocol", p.protocol)
@@ -36,6 +36,7 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 	w.startPings()
 	defer func() {
 		o.stop()
+		w.setFast(false)
 		w.stopPings()
 		o.closeAll()
 	}()
