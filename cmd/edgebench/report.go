@@ -410,7 +410,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 			fmt.Fprintf(w, "\n## fanout at saturation: subscribers at 1 kHz\n\n")
 			fmt.Fprintf(w, "The same with the sensor sampled every 1 ms, more subscribers per step until the servers (and the load generator, on the same cores) cannot keep up. ")
 			fmt.Fprintf(w, "The sustained rate at saturation is the highest delivered samples/s of the sweep; a server has saturated once it delivers less than 95%% of what is offered. ")
-			fmt.Fprintf(w, "On loopback every sample a server writes is also read by the load generator on the same cores, so past saturation both share the machine and the rate measures the pair; a server that writes fewer, larger messages (edgegate's `sample_batch` window, 5 ms by default, or a baseline that has fallen behind) leaves the generator more of it.\n\n")
+			fmt.Fprintf(w, "On loopback every sample a server writes is also read by the load generator on the same cores, so past saturation both share the machine and the rate measures the pair; a server that writes fewer, larger messages (edgegate's `sample_batch` window, 5 ms by default and growing with the number of fast streams, or a baseline that has fallen behind) leaves the generator more of it.\n\n")
 		}
 		fmt.Fprintf(w, "![throughput](%s/fanout-%s-throughput.svg)\n![p99](%s/fanout-%s-p99.svg)\n\n", svg, label, svg, label)
 		fmt.Fprintf(w, "| server | subscribers | offered/s | delivered/s | p50 | p99 | p99.9 | max | seq gaps | dropped | delivered ÷ gorilla | p99 ÷ gorilla |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
