@@ -137,15 +137,21 @@ func AppendRelayList(b []byte, id json.RawMessage, relays []RelayInfo) []byte {
 	return append(b, '}')
 }
 
-// AppendRelayHello encodes the hello event of relay-control.v1.
-func AppendRelayHello(b []byte, gateway, version, role string, relays []RelayInfo) []byte {
+// appendHelloHead encodes what the hello events of both subprotocols
+// start with, up to the comma before their device list.
+func appendHelloHead(b []byte, gateway, version, role string) []byte {
 	b = append(b, `{"event":"hello","gateway":`...)
 	b = AppendString(b, gateway)
 	b = append(b, `,"version":`...)
 	b = AppendString(b, version)
 	b = append(b, `,"role":`...)
 	b = AppendString(b, role)
-	b = append(b, ',')
+	return append(b, ',')
+}
+
+// AppendRelayHello encodes the hello event of relay-control.v1.
+func AppendRelayHello(b []byte, gateway, version, role string, relays []RelayInfo) []byte {
+	b = appendHelloHead(b, gateway, version, role)
 	b = appendRelays(b, relays)
 	return append(b, '}')
 }

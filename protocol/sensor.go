@@ -109,13 +109,7 @@ func appendSensors(b []byte, key string, sensors []SensorInfo) []byte {
 
 // AppendSensorHello encodes the hello event of sensor-stream.v1.
 func AppendSensorHello(b []byte, gateway, version, role string, sensors []SensorInfo) []byte {
-	b = append(b, `{"event":"hello","gateway":`...)
-	b = AppendString(b, gateway)
-	b = append(b, `,"version":`...)
-	b = AppendString(b, version)
-	b = append(b, `,"role":`...)
-	b = AppendString(b, role)
-	b = append(b, ',')
+	b = appendHelloHead(b, gateway, version, role)
 	b = appendSensors(b, "sensors", sensors)
 	return append(b, '}')
 }
