@@ -8,8 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 
 	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
@@ -101,37 +99,22 @@ func (e Env) logger() *slog.Logger {
 // first level is driven by the first Set.
 type RelayFactory func(cfg config.Relay, env Env) (Relay, error)
 
-var relayDrivers = map[string]RelayFactory{}
+var relayDrivers = registry[RelayFactory]{kind: "relay"}
 
 // RegisterRelay makes a relay driver available by name. It is called from
 // the init functions of the driver files.
-func RegisterRelay(name string, f RelayFactory) {
-	if _, dup := relayDrivers[name]; dup {
-		panic("drivers: relay driver registered twice: " + name)
-	}
-	relayDrivers[name] = f
-}
+func RegisterRelay(name string, f RelayFactory) { relayDrivers.register(name, f) }
 
 // RelayDrivers lists the registered relay drivers, sorted.
-func RelayDrivers() []string {
-	names := make([]string, 0, len(relayDrivers))
-	for n := range relayDrivers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func RelayDrivers() []string { return relayDrivers.names() }
 
 // OpenRelay opens the relay described by cfg with its registered driver.
 func OpenRelay(cfg config.Relay, env Env) (Relay, error) {
-	f, ok := relayDrivers[cfg.Driver]
-	if !ok {
-		return nil, fmt.Errorf("relay %q: driver %q is not available in this build (available: %s)",
-			cfg.Name, cfg.Driver, strings.Join(RelayDrivers(), ", "))
+	f, err := relayDrivers.lookup(cfg.Name, cfg.Driver)
+	if err != nil {
+		return nil, err
 	}
-	if env.Logger == nil {
-		env.Logger = slog.Default()
-	}
+	env.Logger = env.logger()
 	r, err := f(cfg, env)
 	if err != nil {
 		return nil, fmt.Errorf("relay %q: %w", cfg.Name, err)

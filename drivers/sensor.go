@@ -3,8 +3,6 @@ package drivers
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
@@ -49,32 +47,19 @@ type Watcher interface {
 // SensorFactory opens a sensor device.
 type SensorFactory func(cfg config.Sensor, env Env) (Sensor, error)
 
-var sensorDrivers = map[string]SensorFactory{}
+var sensorDrivers = registry[SensorFactory]{kind: "sensor"}
 
 // RegisterSensor makes a sensor driver available by name (from init).
-func RegisterSensor(name string, f SensorFactory) {
-	if _, dup := sensorDrivers[name]; dup {
-		panic("drivers: sensor driver registered twice: " + name)
-	}
-	sensorDrivers[name] = f
-}
+func RegisterSensor(name string, f SensorFactory) { sensorDrivers.register(name, f) }
 
 // SensorDrivers lists the registered sensor drivers, sorted.
-func SensorDrivers() []string {
-	names := make([]string, 0, len(sensorDrivers))
-	for n := range sensorDrivers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func SensorDrivers() []string { return sensorDrivers.names() }
 
 // OpenSensor opens the sensor device described by cfg.
 func OpenSensor(cfg config.Sensor, env Env) (Sensor, error) {
-	f, ok := sensorDrivers[cfg.Driver]
-	if !ok {
-		return nil, fmt.Errorf("sensor %q: driver %q is not available in this build (available: %s)",
-			cfg.Name, cfg.Driver, strings.Join(SensorDrivers(), ", "))
+	f, err := sensorDrivers.lookup(cfg.Name, cfg.Driver)
+	if err != nil {
+		return nil, err
 	}
 	s, err := f(cfg, env)
 	if err != nil {
