@@ -23,24 +23,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "edgectl-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for _, b := range []struct {
-		bin       *string
-		name, pkg string
-	}{{&gatewayBin, "edgegate", "../edgegate"}, {&edgectlBin, "edgectl", "."}} {
-		if *b.bin, err = proctest.Build(dir, b.name, b.pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, proctest.Binary{Path: &gatewayBin, Name: "edgegate", Pkg: "../edgegate"},
+		proctest.Binary{Path: &edgectlBin, Name: "edgectl", Pkg: "."})
 }
 
 // syncBuffer collects a process's output while it runs.

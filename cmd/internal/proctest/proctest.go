@@ -6,6 +6,7 @@ package proctest
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"sync"
@@ -23,6 +24,34 @@ func Build(dir, name, pkg string) (string, error) {
 		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// Binary is a program that a test package builds once: the package Pkg
+// (as go build takes it), built as Name, its path stored in *Path.
+type Binary struct {
+	Path      *string
+	Name, Pkg string
+}
+
+// Main is the TestMain of a package that drives the project's programs:
+// it builds bins into a temporary directory, runs the tests, removes the
+// directory and exits with the tests' code.
+func Main(m *testing.M, bins ...Binary) {
+	dir, err := os.MkdirTemp("", "proctest-")
+	for _, b := range bins {
+		if err != nil {
+			break
+		}
+		*b.Path, err = Build(dir, b.Name, b.Pkg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // Output collects a process's output safely while it runs.
