@@ -349,6 +349,12 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 // flush the outboxes whose flusher the caller must start (startFlushers)
 // after releasing h.mu.
 func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox {
+	// One reference for every subscriber up front, the unused ones given
+	// back after: the shared count is touched twice per sample instead of
+	// once per subscriber (writers on other cores release theirs at the
+	// same time, and the surplus keeps the count above zero meanwhile).
+	spare := int32(len(h.subs))
+	s.refs.Add(spare)
 	for _, sub := range h.subs {
 		w := &sub.want[s.index]
 		if !w.on {
@@ -357,7 +363,7 @@ func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox 
 		if decimate && !w.decimate(s.tsNano) {
 			continue
 		}
-		s.refs.Add(1)
+		spare--
 		o := sub.out
 		o.mu.Lock()
 		o.pushSampleLocked(s, w.binary)
@@ -365,6 +371,9 @@ func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox 
 			flush = append(flush, o)
 		}
 		o.mu.Unlock()
+	}
+	if spare != 0 {
+		s.refs.Add(-spare)
 	}
 	return flush
 }

@@ -98,6 +98,71 @@ func TestHubSnapshotDropsAndDecimation(t *testing.T) {
 	}
 }
 
+// Fan-out takes one reference per subscriber that gets the sample and no
+// more, however many subscribers skip it (not subscribed, decimated), and
+// the sample goes back to the pool only when the last one is released.
+func TestFanOutReferencesOnlyWhatItQueues(t *testing.T) {
+	h, d := testHub(2, 16)
+	t0 := time.Unix(1_800_000_000, 0)
+	var got []*subscriber
+	for i := 0; i < 3; i++ {
+		sub := &subscriber{out: newOutbox()}
+		h.subscribe(sub, h.sensors[:1], true, 0, ctrlMsg{})
+		got = append(got, sub)
+	}
+	other := &subscriber{out: newOutbox()} // another sensor only
+	h.subscribe(other, h.sensors[1:], true, 0, ctrlMsg{})
+	slow := &subscriber{out: newOutbox()} // max_hz 1: takes the first only
+	h.subscribe(slow, h.sensors[:1], true, int64(time.Second), ctrlMsg{})
+	for _, sub := range append(got, other, slow) {
+		drain(sub.out)
+	}
+	h.publish(d, 0, 1, t0)
+	h.publish(d, 0, 2, t0.Add(time.Millisecond))
+	s := h.sensors[0].latest
+	// The hub's "latest" reference and the three subscribers of every sample.
+	if n := s.refs.Load(); n != 4 {
+		t.Fatalf("refs of the second sample: %d, want 4", n)
+	}
+	if _, q, _ := drain(other.out); len(q) != 0 {
+		t.Fatalf("%d samples of another sensor queued", len(q))
+	}
+	if _, q, _ := drain(slow.out); len(q) != 1 || q[0].s.value != 1 {
+		t.Fatalf("decimated subscriber got %d samples", len(q))
+	} else {
+		q[0].s.release()
+	}
+	for i, sub := range got {
+		_, q, _ := drain(sub.out)
+		if len(q) != 2 || q[1].s != s {
+			t.Fatalf("subscriber %d got %d samples", i, len(q))
+		}
+		for _, e := range q {
+			e.s.release()
+		}
+	}
+	if n := s.refs.Load(); n != 1 {
+		t.Fatalf("refs after every subscriber released: %d, want 1 (latest)", n)
+	}
+}
+
+// drainRelease takes what is queued for a subscriber and releases it, as
+// its flusher does once written, without allocating (buf is reused).
+func drainRelease(o *outbox, buf []queued) []queued {
+	o.mu.Lock()
+	for ; o.n > 0; o.n-- {
+		buf = append(buf, o.ring[o.head])
+		o.ring[o.head] = queued{}
+		o.head = (o.head + 1) % len(o.ring)
+	}
+	o.mu.Unlock()
+	for i, q := range buf {
+		q.s.release()
+		buf[i] = queued{}
+	}
+	return buf[:0]
+}
+
 func BenchmarkHubFanOut100(b *testing.B) {
 	h, d := testHub(1, 1024)
 	subs := make([]*subscriber, 100)
@@ -112,18 +177,7 @@ func BenchmarkHubFanOut100(b *testing.B) {
 	for b.Loop() {
 		h.publish(d, 0, 21.37, now)
 		for _, s := range subs {
-			o := s.out
-			o.mu.Lock()
-			for ; o.n > 0; o.n-- {
-				buf = append(buf, o.ring[o.head])
-				o.ring[o.head] = queued{}
-				o.head = (o.head + 1) % len(o.ring)
-			}
-			o.mu.Unlock()
-			for _, q := range buf {
-				q.s.release()
-			}
-			buf = buf[:0]
+			buf = drainRelease(s.out, buf)
 		}
 	}
 }
@@ -154,5 +208,46 @@ func TestDecimateCadence(t *testing.T) {
 	}
 	if passed > 101 || passed < 85 {
 		t.Fatalf("%d samples passed in 100 s at max_hz 1", passed)
+	}
+}
+
+// BenchmarkHubFanOut1000Draining publishes to 1,000 subscribers while
+// another goroutine drains their outboxes and releases what it took, as
+// flushers on other cores do: the cost of fan-out when the shared sample
+// and the outboxes are also in use elsewhere.
+func BenchmarkHubFanOut1000Draining(b *testing.B) {
+	h, d := testHub(1, 1024)
+	subs := make([]*subscriber, 1000)
+	for i := range subs {
+		subs[i] = &subscriber{out: newOutbox()}
+		h.subscribe(subs[i], h.sensors, true, 0, ctrlMsg{})
+		drain(subs[i].out)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]queued, 0, 1024)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, s := range subs {
+				buf = drainRelease(s.out, buf)
+			}
+		}
+	}()
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.publish(d, 0, 21.37, now)
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
+	for _, s := range subs {
+		drain(s.out)
 	}
 }
