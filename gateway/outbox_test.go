@@ -311,13 +311,13 @@ func TestSampleBatchFlusherEndsWithTheStream(t *testing.T) {
 // each once per window stays within the write budget, between the
 // configured window and maxAdaptiveBatch.
 func TestFastStreamsWindow(t *testing.T) {
-	f := newFastStreams(2) // 100,000 writes/s
+	f := newFastStreams(2) // 50,000 writes/s
 	for _, c := range []struct {
 		fast int64
 		want time.Duration
 	}{
-		{0, 5 * time.Millisecond}, {400, 5 * time.Millisecond}, {800, 8 * time.Millisecond},
-		{3200, 32 * time.Millisecond}, {1_000_000, maxAdaptiveBatch},
+		{0, 5 * time.Millisecond}, {200, 5 * time.Millisecond}, {400, 8 * time.Millisecond},
+		{1600, 32 * time.Millisecond}, {3200, 64 * time.Millisecond}, {1_000_000, maxAdaptiveBatch},
 	} {
 		f.n.Store(c.fast)
 		if got := f.window(5 * time.Millisecond); got != c.want {
@@ -341,10 +341,10 @@ func TestFastStreamCounted(t *testing.T) {
 	o := newOutbox()
 	o.ring = make([]queued, 16)
 	streams := newFastStreams(1)
-	streams.n.Store(1999) // with this stream, 2000 of a budget of 50,000 writes/s: a window of 40ms
-	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: time.Millisecond, streams: streams}
+	streams.n.Store(999) // with this stream, 1000 of a budget of 25,000 writes/s: a window of 40ms
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: 5 * time.Millisecond, streams: streams}
 	now := time.Now()
-	o.mu.Lock() // queue three at once, as a flusher running late finds them
+	o.mu.Lock() // three samples 1 ms apart (a 1 kHz stream), queued at once
 	for i := uint64(1); i <= 3; i++ {
 		s := testSample(i, false)
 		s.tsNano = now.Add(time.Duration(i) * time.Millisecond).UnixNano()
@@ -353,7 +353,7 @@ func TestFastStreamCounted(t *testing.T) {
 	o.mu.Unlock()
 	o.start(w)
 	waitFor(t, "three samples in one write", func() bool { return nc.count() == 1 })
-	waitFor(t, "the stream counted fast", func() bool { return streams.n.Load() == 2000 })
+	waitFor(t, "the stream counted fast", func() bool { return streams.n.Load() == 1000 })
 	o.mu.Lock()
 	hold := time.Duration(o.holdUntil - now.Add(3*time.Millisecond).UnixNano())
 	o.mu.Unlock()
@@ -362,8 +362,58 @@ func TestFastStreamCounted(t *testing.T) {
 	}
 	o.stop()
 	w.setFast(false) // as serveSession does once the flushers have stopped
-	if n := streams.n.Load(); n != 1999 {
-		t.Errorf("%d fast streams after the session ended, want 1999", n)
+	if n := streams.n.Load(); n != 999 {
+		t.Errorf("%d fast streams after the session ended, want 999", n)
 	}
 	o.closeAll()
+}
+
+// Whether a stream is fast depends on how often its samples were read
+// (their timestamps), not on how many a flush finds: a 100 Hz stream under
+// a 5 ms window whose flusher runs late, or waits out a window grown by
+// other streams, must not count as fast (it would grow the window further
+// and then find several samples in every flush for good).
+func TestFastStreamByTimestamps(t *testing.T) {
+	streams := newFastStreams(1)
+	w := &writer{batch: 5 * time.Millisecond, streams: streams}
+	t0 := time.Unix(1_800_000_000, 0)
+	ts := t0
+	flush := func(n int, gap time.Duration) bool {
+		w.samples = w.samples[:0]
+		for i := 0; i < n; i++ {
+			ts = ts.Add(gap)
+			s := testSample(uint64(i+1), false)
+			s.tsNano = ts.UnixNano()
+			w.samples = append(w.samples, queued{s: s, binary: true})
+		}
+		w.classify()
+		return streams.n.Load() == 1
+	}
+	for i, c := range []struct {
+		n    int
+		gap  time.Duration
+		fast bool
+	}{
+		{1, 10 * time.Millisecond, false}, // first flush, one sample: no verdict
+		{4, 10 * time.Millisecond, false}, // 100 Hz, found four at once (late)
+		{8, 10 * time.Millisecond, false}, // 100 Hz under a grown window
+		{3, time.Millisecond, true},       // 1 kHz
+		{1, time.Millisecond, true},       // 1 kHz, found one at a time
+		{2, 20 * time.Millisecond, false}, // slowed to 50 Hz
+		{2, 4 * time.Millisecond, true},   // 250 Hz, faster than the window
+		{2, -time.Second, true},           // the wall clock stepped back: no verdict
+	} {
+		if got := flush(c.n, c.gap); got != c.fast {
+			t.Errorf("flush %d (%d samples %v apart): fast %v, want %v", i, c.n, c.gap, got, c.fast)
+		}
+	}
+	// A subscriber's first flush decides from the gaps between its samples.
+	w2 := &writer{batch: 5 * time.Millisecond, streams: streams}
+	w2.samples = append(w2.samples[:0], w.samples...)
+	w.setFast(false)
+	w2.samples[0].s.tsNano, w2.samples[1].s.tsNano = t0.UnixNano(), t0.Add(time.Millisecond).UnixNano()
+	w2.classify()
+	if n := streams.n.Load(); n != 1 {
+		t.Errorf("first flush of two samples 1 ms apart: %d fast streams, want 1", n)
+	}
 }
