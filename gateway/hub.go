@@ -422,7 +422,8 @@ func (h *hub) subscribe(sub *subscriber, entries []*sensorEntry, binary bool, mi
 	if sub.want == nil {
 		sub.want = make([]subWant, len(h.sensors))
 		sub.out.mu.Lock()
-		sub.out.ring = make([]queued, h.queue)
+		sub.out.ring = make([]queued, min(h.queue, minRing))
+		sub.out.limit = h.queue
 		sub.out.mu.Unlock()
 		h.subs = append(h.subs, sub)
 	}

@@ -251,3 +251,23 @@ func BenchmarkHubFanOut1000Draining(b *testing.B) {
 		drain(s.out)
 	}
 }
+
+// A subscriber's queue holds gateway.limits.subscriber_queue samples,
+// though it starts smaller.
+func TestSubscriberQueueLimit(t *testing.T) {
+	h, d := testHub(1, 64)
+	sub := &subscriber{out: newOutbox()}
+	h.subscribe(sub, h.sensors, true, 0, ctrlMsg{})
+	drain(sub.out)
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := 0; i < 70; i++ {
+		h.publish(d, 0, float64(i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	_, got, dropped := drain(sub.out)
+	if len(got) != 64 || dropped != 6 || got[0].s.value != 6 {
+		t.Fatalf("70 samples into a queue of 64: %d kept, %d dropped", len(got), dropped)
+	}
+	for _, q := range got {
+		q.s.release()
+	}
+}

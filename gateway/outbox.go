@@ -42,8 +42,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 type outbox struct {
 	mu      sync.Mutex
 	ctrl    []ctrlMsg
-	ring    []queued // nil until the first subscribe
+	ring    []queued // nil until the first subscribe; grows up to limit
 	head, n int
+	limit   int // most samples queued (gateway.limits.subscriber_queue); 0: len(ring)
 	dropped uint64
 	kicked  bool
 	drops   *metrics.Counter // counts dropped samples too, when set
@@ -160,6 +161,9 @@ type queued struct {
 // pushSampleLocked queues a sample (the caller holds o.mu and has already
 // taken a reference for it). When the ring is full the oldest goes.
 func (o *outbox) pushSampleLocked(s *sample, binary bool) {
+	if o.n == len(o.ring) && len(o.ring) < o.limit {
+		o.growLocked()
+	}
 	if o.n == len(o.ring) {
 		old := o.ring[o.head]
 		o.ring[o.head] = queued{}
@@ -174,6 +178,22 @@ func (o *outbox) pushSampleLocked(s *sample, binary bool) {
 	o.ring[(o.head+o.n)%len(o.ring)] = queued{s, binary && !s.isErr}
 	o.n++
 }
+
+// growLocked doubles the ring, up to limit. A subscriber's queue starts
+// small and grows only as far as its stream needs (a window's worth of
+// samples, or a backlog while it reads slowly): at 1 kHz and a 100 ms
+// window that is 128 entries (2 KiB), not subscriber_queue's 1,024 (16 KiB),
+// for memory and for the garbage collector, which scans every entry.
+func (o *outbox) growLocked() {
+	ring := make([]queued, min(max(2*len(o.ring), minRing), o.limit))
+	for i := 0; i < o.n; i++ {
+		ring[i] = o.ring[(o.head+i)%len(o.ring)]
+	}
+	o.ring, o.head = ring, 0
+}
+
+// minRing is the size of a subscriber's sample queue when it starts.
+const minRing = 16
 
 // purgeLocked removes queued samples for which drop returns true.
 func (o *outbox) purgeLocked(drop func(*sample) bool) {

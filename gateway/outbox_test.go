@@ -417,3 +417,41 @@ func TestFastStreamByTimestamps(t *testing.T) {
 		t.Errorf("first flush of two samples 1 ms apart: %d fast streams, want 1", n)
 	}
 }
+
+// A subscriber's queue starts small and grows, in order, as far as the
+// samples waiting need and no further than the limit; past it the oldest
+// are dropped and counted as before.
+func TestSampleQueueGrows(t *testing.T) {
+	o := newOutbox()
+	o.ring, o.limit = make([]queued, minRing), 100
+	seq := uint64(0)
+	push := func(n int) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for i := 0; i < n; i++ {
+			seq++
+			o.pushSampleLocked(testSample(seq, false), true)
+		}
+	}
+	push(10)
+	if _, got, _ := drain(o); len(got) != 10 || len(o.ring) != minRing {
+		t.Fatalf("10 samples: %d taken, ring of %d", len(got), len(o.ring))
+	}
+	push(12) // wraps around the ring's end (head is 10)
+	push(30) // grows it, twice
+	_, got, dropped := drain(o)
+	if len(got) != 42 || dropped != 0 || len(o.ring) != 64 {
+		t.Fatalf("42 samples: %d taken, %d dropped, ring of %d, want 42, 0, 64", len(got), dropped, len(o.ring))
+	}
+	for i, q := range got {
+		if q.s.seq != uint64(11+i) {
+			t.Fatalf("sample %d has seq %d, want %d: order lost in growing", i, q.s.seq, 11+i)
+		}
+	}
+	push(150) // 53 .. 202: grows to the limit, then drops the oldest 50
+	_, got, dropped = drain(o)
+	if len(got) != 100 || dropped != 50 || len(o.ring) != 100 || got[0].s.seq != 103 || got[99].s.seq != 202 {
+		t.Fatalf("150 samples into a limit of 100: %d taken (seq %d..%d), %d dropped, ring of %d",
+			len(got), got[0].s.seq, got[len(got)-1].s.seq, dropped, len(o.ring))
+	}
+}
