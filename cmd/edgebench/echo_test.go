@@ -211,6 +211,16 @@ func TestSaturationVerdict(t *testing.T) {
 	if v := sat(pts(1e5, 2e5), pts(1e5, 2e5)); v.Status != "N/A" || !strings.Contains(v.Detail, "extend the sweep") {
 		t.Errorf("neither behind: %s %s", v.Status, v.Detail)
 	}
+	// A best rate of a server that never fell behind is only a lower bound.
+	if v := sat(pts(1e5, 2e5, 4e5), pts(1e5, 1.5e5, 1.8e5)); !strings.Contains(v.Detail, "lower bound") {
+		t.Errorf("gateway never behind, 2.2×: %s %s", v.Status, v.Detail)
+	}
+	if v := sat(pts(1e5, 2e5, 4e5), pts(1e5, 1.5e5, 2.5e5)); v.Status != "N/A" || !strings.Contains(v.Detail, "lower bound: extend the sweep") {
+		t.Errorf("gateway never behind, 1.6×: %s %s", v.Status, v.Detail)
+	}
+	if v := sat(pts(1e5, 1.5e5, 1.8e5), pts(1e5, 2e5, 4e5)); v.Status != "N/A" || !strings.Contains(v.Detail, "baseline kept up") {
+		t.Errorf("baseline never behind: %s %s", v.Status, v.Detail)
+	}
 }
 
 // The report says whether idle CPUs could sleep during the run, as
