@@ -52,12 +52,13 @@ echo "raw results in $out"
 if [ "$mode" = quick ]; then
   dur=2s warm=500ms
   rtt_n=1,4
-  fan_n=10,100 sat_n=10,50
+  fan_n=10,100 sat_n=10,50 sat_warm=$warm
   idle_n=100,500 idle_settle=1s
 else
   dur=5s warm=1s
   rtt_n=1,10,50
   fan_n=100,500,1000,2000 sat_n=100,400,800,1600,3200,4800,6400,9600
+  sat_warm=3s # the steady state under thousands of fast streams, not the ramp
   idle_n=1000,2500,5000,10000 idle_settle=3s
 fi
 
@@ -203,8 +204,9 @@ stop_servers
 
 step "fanout saturation at 1 kHz"
 start_servers saturation 1ms 1000
-"$bench" fanout -url "$gw" -server gateway -label saturation -rate 1000 -n "$sat_n" "${common[@]}" -out "$res/saturation-gateway.json"
-"$bench" fanout -url "$bl" -server gorilla -label saturation -rate 1000 -n "$sat_n" "${common[@]}" -out "$res/saturation-gorilla.json"
+sat=(-duration "$dur" -warmup "$sat_warm")
+"$bench" fanout -url "$gw" -server gateway -label saturation -rate 1000 -n "$sat_n" "${sat[@]}" -out "$res/saturation-gateway.json"
+"$bench" fanout -url "$bl" -server gorilla -label saturation -rate 1000 -n "$sat_n" "${sat[@]}" -out "$res/saturation-gorilla.json"
 stop_servers
 
 step "idle connections"

@@ -250,15 +250,7 @@ func TestReportSaysHowIdleCPUsBehaved(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		out := filepath.Join(t.TempDir(), "benchmarks.md")
-		if err := writeReport(dir, out, filepath.Join(filepath.Dir(out), "bench"), "quick"); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		md := string(b)
+		md := renderReport(t, dir, "quick")
 		if !strings.Contains(md, c.machine) {
 			t.Errorf("cpu-idle.txt %q: the Machine table lacks %q", c.idle, c.machine)
 		}
@@ -274,4 +266,37 @@ func TestReportSaysHowIdleCPUsBehaved(t *testing.T) {
 			t.Errorf("no cpu-idle.txt: rtt verdict %q claims to know", verdict)
 		}
 	}
+}
+
+// The saturation section says how long each step warmed up and measured,
+// from the results themselves.
+func TestReportSaysSaturationWarmup(t *testing.T) {
+	dir := t.TempDir()
+	pt := Point{N: 100, RateHz: 1000, DurationS: 5, WarmupS: 3, Offered: 1e5, Throughput: 1e5, Latency: Summary{P99: 1e6, Count: 10}}
+	for name, r := range map[string]*Result{
+		"saturation-gateway.json": {Scenario: "fanout", Server: "gateway", Label: "saturation", Points: []Point{pt}},
+		"saturation-gorilla.json": {Scenario: "fanout", Server: "gorilla", Label: "saturation", Points: []Point{pt}},
+	} {
+		if err := writeResult(filepath.Join(dir, name), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md := renderReport(t, dir, "full")
+	if want := "Each step is measured for 5s once every subscriber has been connected for 3s"; !strings.Contains(md, want) {
+		t.Errorf("the saturation section lacks %q", want)
+	}
+}
+
+// renderReport writes the report of the results in dir and returns it.
+func renderReport(t *testing.T, dir, mode string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := writeReport(dir, out, filepath.Join(filepath.Dir(out), "bench"), mode); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -124,7 +124,7 @@ func fanoutPoint(ctx context.Context, url, sensor string, rate float64, n int, o
 	}
 	h := hists.merged()
 	var p Point
-	p.N, p.RateHz, p.DurationS = n, rate, o.duration.Seconds()
+	p.N, p.RateHz, p.DurationS, p.WarmupS = n, rate, o.duration.Seconds(), o.warmup.Seconds()
 	p.Latency, p.Dist = h.Summarize(), h.Distribution()
 	var delivered uint64
 	for i := range stats {

@@ -216,6 +216,16 @@ func passFail(ok bool) string {
 // saturatedAt is the first subscriber count at which a server fell behind
 // (delivered less than 95% of what was offered, or dropped samples), or
 // "no".
+// firstPoint is the first point of the first result that has one.
+func firstPoint(rs ...*Result) *Point {
+	for _, r := range rs {
+		if r != nil && len(r.Points) > 0 {
+			return &r.Points[0]
+		}
+	}
+	return nil
+}
+
 func saturatedAt(res *Result) string {
 	if res != nil {
 		for _, p := range res.Points {
@@ -422,6 +432,9 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 			fmt.Fprintf(w, "\n## fanout at saturation: subscribers at 1 kHz\n\n")
 			fmt.Fprintf(w, "The same with the sensor sampled every 1 ms, more subscribers per step until the servers (and the load generator, on the same cores) cannot keep up. ")
 			fmt.Fprintf(w, "The sustained rate at saturation is the highest delivered samples/s of the sweep; a server has saturated once it delivers less than 95%% of what is offered. ")
+			if p := firstPoint(g, b); p != nil && p.WarmupS > 0 {
+				fmt.Fprintf(w, "Each step is measured for %gs once every subscriber has been connected for %gs, so that a server that adapts to its load (edgegate's batch window, a baseline's queues) is measured in its steady state. ", p.DurationS, p.WarmupS)
+			}
 			fmt.Fprintf(w, "On loopback every sample a server writes is also read by the load generator on the same cores, so past saturation both share the machine and the rate measures the pair; a server that writes fewer, larger messages (edgegate's `sample_batch` window, 5 ms by default and growing with the number of fast streams, or a baseline that has fallen behind) leaves the generator more of it.\n\n")
 		}
 		fmt.Fprintf(w, "![throughput](%s/fanout-%s-throughput.svg)\n![p99](%s/fanout-%s-p99.svg)\n\n", svg, label, svg, label)

@@ -25,6 +25,7 @@ type Point struct {
 	N         int     `json:"n"` // clients, subscribers or connections
 	RateHz    float64 `json:"rate_hz,omitempty"`
 	DurationS float64 `json:"duration_s,omitempty"`
+	WarmupS   float64 `json:"warmup_s,omitempty"` // time connected before measuring
 	// Latency: round trip (floor, rtt) or sample-to-receive (fanout).
 	Latency Summary    `json:"latency"`
 	CDF     []CDFPoint `json:"cdf,omitempty"`
