@@ -897,21 +897,7 @@ func BenchmarkReadWriteDeflate(b *testing.B) {
 			cli := New(y, nil, Config{Client: true, MaxMessageBytes: 65536, Deflate: &p})
 			req := []byte(`{"id":7,"op":"subscribe","sensors":["room.*","door_contact.*"],"max_hz":10,"format":"json"}`)
 			reply := []byte(`{"id":7,"ok":true,"sensors":["room.temperature","room.humidity","room.pressure","door_contact.open"]}`)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := cli.WriteMessage(ws.OpText, req); err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := srv.ReadMessage(); err != nil {
-					b.Fatal(err)
-				}
-				if err := srv.WriteMessage(ws.OpText, reply); err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := cli.ReadMessage(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchRoundTrips(b, srv, cli, req, reply)
 		})
 	}
 }

@@ -333,6 +333,12 @@ func BenchmarkReadWrite(b *testing.B) {
 	cli := New(y, nil, Config{Client: true, MaxMessageBytes: 65536})
 	req := []byte(`{"id":7,"op":"set","relay":"pump","state":"on"}`)
 	reply := []byte(`{"id":7,"ok":true,"relay":"pump","state":"on"}`)
+	benchRoundTrips(b, srv, cli, req, reply)
+}
+
+// benchRoundTrips measures one request from cli and one reply from srv.
+func benchRoundTrips(b *testing.B, srv, cli *Conn, req, reply []byte) {
+	b.Helper()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := cli.WriteMessage(ws.OpText, req); err != nil {
