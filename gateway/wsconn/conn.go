@@ -322,9 +322,15 @@ func (c *Conn) readPayload(h ws.Header, text bool) error {
 	n := h.Length
 	for off := 0; n > 0; {
 		if len(c.msg) == cap(c.msg) {
+			// Doubling, so that a message of many small fragments is
+			// not copied once per fragment; no further than the last
+			// frame's end or the size limit.
 			grow := max(cap(c.msg), 1024)
-			if int64(grow) > n {
+			if h.Fin && int64(grow) > n {
 				grow = int(n)
+			}
+			if limit := c.cfg.MaxMessageBytes; limit > 0 {
+				grow = min(grow, limit-len(c.msg))
 			}
 			c.growMsg(grow)
 		}

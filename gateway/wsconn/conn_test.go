@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -353,5 +354,31 @@ func benchRoundTrips(b *testing.B, srv, cli *Conn, req, reply []byte) {
 		if _, _, err := cli.ReadMessage(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A message of many small fragments grows its buffer by doubling, not by
+// each fragment's length: 64 KiB in 1-byte fragments is a few allocations
+// (and copies), not 65,536 of them.
+func TestFragmentsGrowTheMessageByDoubling(t *testing.T) {
+	a, client := tcpPair(t)
+	c := New(a, nil, Config{MaxMessageBytes: 1 << 20})
+	const n = 64 << 10
+	fs := make([]frame, n)
+	for i := range fs {
+		fs[i] = cont("a", i == n-1)
+	}
+	fs[0].op = ws.OpText
+	done := writeAsync(t, client, frameBytes(fs), 0)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	op, p, err := c.ReadMessage()
+	runtime.ReadMemStats(&after)
+	<-done
+	if err != nil || op != ws.OpText || len(p) != n {
+		t.Fatalf("read %v %d bytes %v", op, len(p), err)
+	}
+	if allocs := after.Mallocs - before.Mallocs; allocs > 1000 {
+		t.Fatalf("%d allocations to read one message of %d fragments", allocs, n)
 	}
 }
