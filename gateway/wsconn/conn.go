@@ -8,9 +8,12 @@
 // compressed messages are inflated as they arrive, bounded on their inflated
 // size, and messages of at least Deflate.MinSize bytes are sent compressed.
 //
-// One goroutine reads (ReadMessage); any goroutine may write. Buffers are the
-// connection's own and reused, so the steady state allocates nothing (for
-// uncompressed traffic; compress/flate allocates a little per message).
+// One goroutine at a time reads (ReadMessage, or Next and Await); any
+// goroutine may write. Buffers are reused, so the steady state allocates
+// nothing (for uncompressed traffic; compress/flate allocates a little per
+// message). A server that reads with Next and Await (await.go) lets a quiet
+// connection's read buffers go back to a pool, and need not keep a
+// goroutine's deep stack for it.
 package wsconn
 
 import (
@@ -22,6 +25,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -94,6 +98,21 @@ type Conn struct {
 	// z is the permessage-deflate state; nil when not negotiated.
 	z *deflateState
 
+	// For Next and Await (await.go): br and msg come from bufs, a pooled
+	// pair given back while the connection is quiet (br nil then). raw
+	// polls the socket (nil: it cannot be awaited), with poll (c.readable,
+	// made once) and peek. quiet is Next's argument (quietArmed: its wait
+	// set the read deadline; woken: Await has seen bytes arrive); idleBy is
+	// when the heartbeat timeout of the current wait runs out.
+	bufs       *readBufs
+	raw        syscall.RawConn
+	poll       func(fd uintptr) bool
+	peek       [1]byte
+	quiet      time.Duration
+	quietArmed bool
+	woken      bool
+	idleBy     time.Time
+
 	// closing is set once our close frame is sent (or being sent); from
 	// then on the reader discards data and waits until lingerUntil (Unix
 	// nanoseconds) for the peer's close frame.
@@ -110,10 +129,15 @@ type Conn struct {
 // New wraps a connection whose handshake is done. br, when not nil, holds
 // bytes already read from nc (the HTTP server's reader).
 func New(nc net.Conn, br *bufio.Reader, cfg Config) *Conn {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, 512)
+	c := &Conn{nc: nc, br: br, cfg: cfg} // without br, the first read takes one from the pool
+	if !cfg.Client {
+		if c.raw = rawOf(nc); c.raw != nil {
+			c.poll = c.readable
+		}
 	}
-	c := &Conn{nc: nc, br: br, cfg: cfg}
+	if cfg.IdleTimeout > 0 {
+		c.idleBy = time.Now().Add(cfg.IdleTimeout)
+	}
 	if cfg.Deflate != nil {
 		c.z = newDeflateState(cfg.Deflate, cfg.Client)
 	}
@@ -138,9 +162,20 @@ func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 
 func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 	var op ws.OpCode // of the message being assembled; 0: none yet
+	if c.br == nil {
+		c.acquire()
+	}
 	c.msg = c.msg[:0]
 	c.utf8Done = 0
+	woken := c.woken // Await saw bytes come: no need to wait for them
+	c.woken = false
 	for {
+		if op == 0 && c.quiet > 0 && !woken && c.br.Buffered() == 0 && !c.closing.Load() {
+			if err := c.awaitQuiet(); err != nil {
+				return 0, nil, err
+			}
+		}
+		woken = false
 		h, err := c.readHeader()
 		if err != nil {
 			return 0, nil, err
@@ -438,15 +473,16 @@ func validPrefix(b []byte) bool {
 // armReadDeadline gives the peer IdleTimeout to send its next frame, or,
 // once closing, until the linger deadline.
 func (c *Conn) armReadDeadline() error {
-	if !c.closing.Load() && c.cfg.IdleTimeout > 0 {
-		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout)); err != nil {
-			return err
-		}
-	}
-	// A Close that raced with the line above stored closing before its own
-	// deadline; if we see it now, its deadline may have been overwritten.
-	if c.closing.Load() {
-		return c.nc.SetReadDeadline(time.Unix(0, c.lingerUntil.Load()))
+	switch {
+	case c.closing.Load():
+		return c.setReadDeadline(time.Time{}) // keeps the linger deadline
+	case c.cfg.IdleTimeout > 0:
+		c.idleBy = time.Now().Add(c.cfg.IdleTimeout)
+		return c.setReadDeadline(c.idleBy)
+	case c.quietArmed:
+		// Next's wait left its deadline; there is none otherwise.
+		c.quietArmed = false
+		return c.setReadDeadline(time.Time{})
 	}
 	return nil
 }

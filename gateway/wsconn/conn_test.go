@@ -16,7 +16,50 @@ import (
 // echoServer runs a Conn over a loopback TCP pair whose server side echoes
 // every message. It returns the raw client side and a channel that yields
 // the error that ended the server's read loop, then is closed.
+//
+// The server reads as the gateway does: it awaits input, then reads with
+// Next until the client has been quiet for a millisecond, so that most
+// frames in these tests arrive at a connection that has let go of its read
+// buffers.
 func echoServer(t *testing.T, cfg Config) (net.Conn, <-chan error) {
+	return echoServerReading(t, cfg, echoParked)
+}
+
+// echoParked is echoServer's read loop.
+func echoParked(c *Conn) error {
+	for {
+		if err := c.Await(); err != nil {
+			return err
+		}
+		for {
+			op, p, err := c.Next(time.Millisecond)
+			if err == nil && op == 0 {
+				break
+			}
+			if err == nil {
+				err = c.WriteMessage(op, p)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// echoBlocking is a read loop with ReadMessage, which waits in place.
+func echoBlocking(c *Conn) error {
+	for {
+		op, p, err := c.ReadMessage()
+		if err == nil {
+			err = c.WriteMessage(op, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func echoServerReading(t *testing.T, cfg Config, loop func(*Conn) error) (net.Conn, <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,17 +77,8 @@ func echoServer(t *testing.T, cfg Config) (net.Conn, <-chan error) {
 	c := New(nc, nil, cfg)
 	ended := make(chan error, 1)
 	go func() {
-		for {
-			op, p, err := c.ReadMessage()
-			if err == nil {
-				err = c.WriteMessage(op, p)
-			}
-			if err != nil {
-				ended <- err
-				close(ended)
-				return
-			}
-		}
+		ended <- loop(c)
+		close(ended)
 	}()
 	t.Cleanup(func() { client.Close(); c.CloseNow(); <-ended })
 	client.SetDeadline(time.Now().Add(5 * time.Second))
@@ -280,14 +314,19 @@ func TestLocalCloseHandshake(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	c, ended := echoServer(t, Config{IdleTimeout: 150 * time.Millisecond})
-	start := time.Now()
-	wantClose(t, bufio.NewReader(c), ws.StatusGoingAway)
-	if err := <-ended; err == nil {
-		t.Fatal("no error")
-	}
-	if el := time.Since(start); el < 100*time.Millisecond || el > 3*time.Second {
-		t.Fatalf("dropped after %v, want about 150ms", el)
+	for name, loop := range map[string]func(*Conn) error{"parked": echoParked, "blocking": echoBlocking} {
+		t.Run(name, func(t *testing.T) {
+			c, ended := echoServerReading(t, Config{IdleTimeout: 150 * time.Millisecond}, loop)
+			start := time.Now()
+			wantClose(t, bufio.NewReader(c), ws.StatusGoingAway)
+			var ne net.Error
+			if err := <-ended; !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("ended with %v, want the timeout", err)
+			}
+			if el := time.Since(start); el < 100*time.Millisecond || el > 3*time.Second {
+				t.Fatalf("dropped after %v, want about 150ms", el)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package wsconn
+
+// canPeek is false where Await cannot poll a socket without reading it:
+// there, connections are read by a goroutine that keeps waiting.
+const canPeek = false
+
+func (c *Conn) readable(fd uintptr) bool { return true }

@@ -1,0 +1,19 @@
+//go:build unix
+
+package wsconn
+
+import "syscall"
+
+const canPeek = true
+
+// readable is Await's poll of the socket: true once a byte (or the end of
+// the stream, or an error) is there to read, which it peeks at without
+// taking. False sends RawConn.Read back to wait for the next readiness.
+func (c *Conn) readable(fd uintptr) bool {
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err != syscall.EINTR {
+			return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+		}
+	}
+}
