@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -20,15 +19,17 @@ type relaySession struct {
 	ops relayRequests
 }
 
-func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
+// startRelaySession subscribes a session to relay events and queues its
+// hello, in one step, before any event can be queued (a service: see
+// Gateway.services).
+func startRelaySession(g *Gateway, p *peer) (*outbox, func(payload []byte), func()) {
+	operator := p.role == protocol.RoleOperator && g.dog != nil
+	if operator {
+		g.dog.operatorUp()
+	}
 	s := &relaySession{g: g, p: p, out: newOutbox()}
 	s.ops = relayRequests{rs: g.relays, role: p.role, source: protocol.SourceClient, reply: s.out.pushReply,
 		who: p.who, remote: p.remote, log: g.log}
-	if p.role == protocol.RoleOperator && g.dog != nil {
-		g.dog.operatorUp()
-		defer g.dog.operatorDown()
-	}
-	// Subscribe and queue hello in one step, before any event can be queued.
 	g.relays.mu.Lock()
 	g.relays.sinks[s] = struct{}{}
 	list := g.relays.snapshotLocked(nil) // not kept: the session holds only what it needs
@@ -36,8 +37,12 @@ func runRelaySession(g *Gateway, c *wsconn.Conn, p *peer) {
 		return protocol.AppendRelayHello(b, g.cfg.Gateway.ID, g.version, p.role, list)
 	})
 	g.relays.mu.Unlock()
-	defer g.relays.unsubscribe(s)
-	g.serveSession(c, p, s.out, s.ops.handle)
+	return s.out, s.ops.handle, func() {
+		g.relays.unsubscribe(s)
+		if operator {
+			g.dog.operatorDown()
+		}
+	}
 }
 
 // relayEvent queues a state event; it never blocks the relay service. The

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -17,7 +16,9 @@ type sensorSession struct {
 	req protocol.Request
 }
 
-func runSensorSession(g *Gateway, c *wsconn.Conn, p *peer) {
+// startSensorSession makes a session and queues its hello (a service: see
+// Gateway.services).
+func startSensorSession(g *Gateway, p *peer) (*outbox, func(payload []byte), func()) {
 	s := &sensorSession{g: g, sub: &subscriber{out: newOutbox()}}
 	if g.metrics != nil {
 		s.sub.out.drops = g.metrics.samplesDropped
@@ -25,8 +26,7 @@ func runSensorSession(g *Gateway, c *wsconn.Conn, p *peer) {
 	s.sub.out.pushReply(func(b []byte) []byte {
 		return protocol.AppendSensorHello(b, g.cfg.Gateway.ID, g.version, p.role, g.sensorInfos)
 	})
-	defer g.hub.remove(s.sub)
-	g.serveSession(c, p, s.sub.out, s.handle)
+	return s.sub.out, s.handle, func() { g.hub.remove(s.sub) }
 }
 
 func (s *sensorSession) replyError(id json.RawMessage, code, msg string) {

@@ -76,8 +76,9 @@ type Gateway struct {
 	uplink     *uplink          // nil: no upstream
 	relayStore *relayStateStore // nil: no relay with initial: restore
 
-	// services maps each supported subprotocol to its session runner.
-	services map[string]func(*Gateway, *wsconn.Conn, *peer)
+	// services maps each supported subprotocol to the start of its
+	// sessions.
+	services map[string]service
 
 	mu       sync.Mutex
 	sessions map[*peer]struct{}
@@ -102,9 +103,9 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
 		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(), streams: newFastStreams(runtime.GOMAXPROCS(0)),
-		services: map[string]func(*Gateway, *wsconn.Conn, *peer){
-			protocol.RelayControlV1: runRelaySession,
-			protocol.SensorStreamV1: runSensorSession,
+		services: map[string]service{
+			protocol.RelayControlV1: startRelaySession,
+			protocol.SensorStreamV1: startSensorSession,
 		},
 	}
 	if a := opts.Config.Auth; a.Enabled {
@@ -412,17 +413,31 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	// The session runs in a fresh goroutine, so that this one returns and
-	// net/http lets go of the request, the response and its deep stack:
-	// for the connection's life only the session's small stack is kept.
+	// The session is set up here, then runs in a fresh goroutine, so that
+	// this one returns and net/http lets go of the request, the response
+	// and its deep stack: for the connection's life only the session's
+	// shallow one is kept (see reader.serve).
 	handedOff = true
+	g.logSession("session start", p)
+	o, handle, end := g.services[proto](g, p)
+	s := g.startSession(c, p, o, handle)
 	go func() {
 		defer release()
 		defer g.endSession(p)
-		g.log.Debug("session start", "protocol", proto, "remote", p.remote, "role", role, "key", who)
-		g.services[proto](g, c, p)
-		g.log.Debug("session end", "protocol", proto, "remote", p.remote)
+		defer g.logSession("session end", p)
+		defer end()
+		s.serve()
 	}()
+}
+
+// A service starts a session of its subprotocol for p: it queues the hello
+// and returns the session's outbox, the handler of each message it
+// receives, and end, which undoes the start once the session is over.
+type service func(g *Gateway, p *peer) (o *outbox, handle func(payload []byte), end func())
+
+// logSession logs a session's start or end at debug level.
+func (g *Gateway) logSession(msg string, p *peer) {
+	g.log.Debug(msg, "protocol", p.protocol, "remote", p.remote, "role", p.role, "key", p.who)
 }
 
 // register counts a session in, so that Shutdown waits for it and closes

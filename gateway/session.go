@@ -14,16 +14,47 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// serveSession runs one connection of any subprotocol: the read loop here,
-// which hands each JSON text message to handle, and a writer that flushes
-// the outbox from a goroutine of its own only while it has something to
-// write, and pings from a timer. It returns when the connection ends, after
-// the writer has stopped.
-func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(payload []byte)) {
+// quietAfter is how long a session's reader waits for the peer's next
+// message before it lets go of its goroutine and read buffers (see
+// reader.serve); a client that sends more often keeps them.
+const quietAfter = time.Second
+
+// A session runs one connection of any subprotocol: a reader, which
+// hands each JSON text message to the service's handler, and a writer that
+// flushes the outbox from a goroutine of its own only while it has
+// something to write, and pings from a timer.
+//
+// A connection that has been quiet for quietAfter costs little: the
+// session's goroutine (reader.serve) only awaits the peer's next bytes,
+// with a stack too shallow to outgrow the smallest, and holds no read
+// buffer. Each burst of messages is read and handled by a goroutine of its
+// own (reader.burst), which serve starts and waits for. A connection that
+// cannot be awaited that way (TLS) is read by serve itself, for its whole
+// life.
+
+// reader reads one session's messages.
+type reader struct {
+	g      *Gateway
+	c      *wsconn.Conn
+	p      *peer
+	o      *outbox
+	w      *writer
+	io     *ioCounters
+	handle func(payload []byte)
+	limit  *rateLimiter
+	debug  bool
+	burst  func()    // read(quietAfter), then its result to done
+	done   chan bool // true: the connection has ended
+}
+
+// startSession starts a session's writer and pings, and returns its
+// reader; its serve runs the session.
+func (g *Gateway) startSession(c *wsconn.Conn, p *peer, o *outbox, handle func(payload []byte)) *reader {
 	io := g.metrics.ioFor(p.protocol)
 	w := &writer{c: c, o: o, interval: time.Duration(g.cfg.Gateway.Heartbeat.Interval), batch: time.Duration(g.cfg.Gateway.SampleBatch), streams: g.streams, io: io}
-	debug := g.log.Enabled(context.Background(), slog.LevelDebug)
-	if debug {
+	r := &reader{g: g, c: c, p: p, o: o, w: w, io: io, handle: handle, limit: newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)}
+	r.debug = g.log.Enabled(context.Background(), slog.LevelDebug)
+	if r.debug {
 		w.trace = g.log.With("remote", p.remote, "protocol", p.protocol)
 	}
 	w.failed = func(err error) {
@@ -34,49 +65,87 @@ func (g *Gateway) serveSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 	}
 	o.start(w)
 	w.startPings()
-	defer func() {
-		o.stop()
-		w.setFast(false)
-		w.stopPings()
-		o.closeAll()
-	}()
-	limit := newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)
+	r.done = make(chan bool, 1)
+	r.burst = func() { r.done <- r.read(quietAfter) }
+	return r
+}
+
+// serve reads the connection until it ends, then stops the writer.
+func (r *reader) serve() {
+	defer r.stop()
+	if !r.c.CanAwait() {
+		r.read(0)
+		return
+	}
 	for {
-		op, payload, err := c.ReadMessage()
-		if err != nil {
-			var ce *wsconn.CloseError
-			var ne net.Error
-			switch {
-			case errors.As(err, &ce):
-				g.log.Debug("session closed", "remote", p.remote, "code", int(ce.Code), "reason", ce.Reason, "by_peer", ce.Remote)
-			case errors.As(err, &ne) && ne.Timeout():
-				g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.heartbeatTimeouts })
-				g.log.Info("peer sent nothing within the heartbeat timeout; dropped", "remote", p.remote, "protocol", p.protocol, "timeout", time.Duration(g.cfg.Gateway.Heartbeat.Timeout))
-			default:
-				g.log.Debug("session read ended", "remote", p.remote, "err", err)
-			}
+		if err := r.c.Await(); err != nil {
+			r.ended(err)
 			return
 		}
-		io.in(len(payload))
-		if debug {
-			w.trace.Debug("message in", "op", op, "bytes", len(payload), "data", excerpt(payload))
+		go r.burst()
+		if ended := <-r.done; ended {
+			return
+		}
+	}
+}
+
+// stop stops the session's writer and pings and drops what it had queued.
+func (r *reader) stop() {
+	r.o.stop()
+	r.w.setFast(false)
+	r.w.stopPings()
+	r.o.closeAll()
+}
+
+// read reads and handles messages until the connection ends (true) or, with
+// quiet > 0, the peer has sent nothing for quiet (false).
+func (r *reader) read(quiet time.Duration) bool {
+	g, c, p := r.g, r.c, r.p
+	for {
+		op, payload, err := c.Next(quiet)
+		if err != nil {
+			r.ended(err)
+			return true
+		}
+		if op == 0 {
+			return false
+		}
+		r.io.in(len(payload))
+		if r.debug {
+			r.w.trace.Debug("message in", "op", op, "bytes", len(payload), "data", excerpt(payload))
 		}
 		if op != ws.OpText {
 			c.Close(ws.StatusUnsupportedData, p.protocol+" takes JSON text messages only")
-			return
+			continue // Next ends with the closing handshake
 		}
-		if !limit.allow(time.Now()) {
+		if !r.limit.allow(time.Now()) {
 			g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.rateLimited })
-			rejectRateLimited(o, payload, limit.rate)
-			if limit.abusive() {
+			rejectRateLimited(r.o, payload, r.limit.rate)
+			if r.limit.abusive() {
 				g.log.Warn("client keeps sending past its rate limit; disconnecting", "remote", p.remote, "protocol", p.protocol)
 				c.Close(ws.StatusPolicyViolation, "request rate limit exceeded persistently")
 			}
 			continue
 		}
-		o.cork()
-		handle(payload)
-		o.uncork()
+		r.o.cork()
+		r.handle(payload)
+		r.o.uncork()
+	}
+}
+
+// ended logs why the connection ended.
+func (r *reader) ended(err error) {
+	g, p := r.g, r.p
+	var ce *wsconn.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		g.log.Debug("session closed", "remote", p.remote, "code", int(ce.Code), "reason", ce.Reason, "by_peer", ce.Remote)
+	case errors.As(err, &ne) && ne.Timeout():
+		g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.heartbeatTimeouts })
+		g.log.Info("peer sent nothing within the heartbeat timeout; dropped", "remote", p.remote, "protocol", p.protocol, "timeout", time.Duration(g.cfg.Gateway.Heartbeat.Timeout))
+	default:
+		g.log.Debug("session read ended", "remote", p.remote, "err", err)
 	}
 }
 
