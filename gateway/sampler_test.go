@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,23 +57,32 @@ func (s *jitterSensor) Read(ctx context.Context, dst []float64) error {
 
 // A sampler that falls behind its schedule by less than catchUp makes the
 // reads up: the sensor keeps its rate and no tick is counted as missed.
-// (A ticker would drop about every third tick here.)
+// (A ticker would drop about every third tick here.) The margin is the
+// 3 ms between the sensor's lateness and catchUp, which a machine busy
+// with other tests can eat up now and then: the measurement is given three
+// tries, and a sampler that does not make reads up fails them all.
 func TestSamplerKeepsItsRate(t *testing.T) {
-	h, d := testHub(1, 16)
-	drv := &jitterSensor{interval: 2 * time.Millisecond}
-	d.drv = drv
-	h.metrics = newGatewayMetrics()
-	missed := h.metrics.samplerMissedTicks("dev")
-	h.start()
-	time.Sleep(50 * time.Millisecond)
-	r0, m0, t0 := drv.reads.Load(), missed.Get(), time.Now()
-	time.Sleep(600 * time.Millisecond)
-	r1, m1, t1 := drv.reads.Load(), missed.Get(), time.Now()
-	h.stop()
-	due := float64(t1.Sub(t0)) / float64(drv.interval)
-	if got := float64(r1 - r0); got < 0.85*due {
-		t.Fatalf("%.0f reads in %v at a %v interval, want about %.0f (%d ticks counted missed)", got, t1.Sub(t0), drv.interval, due, m1-m0)
+	var tries []string
+	for try := 0; try < 3; try++ {
+		h, d := testHub(1, 16)
+		drv := &jitterSensor{interval: 2 * time.Millisecond}
+		d.drv = drv
+		h.metrics = newGatewayMetrics()
+		missed := h.metrics.samplerMissedTicks("dev")
+		h.start()
+		time.Sleep(50 * time.Millisecond)
+		r0, m0, t0 := drv.reads.Load(), missed.Get(), time.Now()
+		time.Sleep(600 * time.Millisecond)
+		r1, m1, t1 := drv.reads.Load(), missed.Get(), time.Now()
+		h.stop()
+		due := float64(t1.Sub(t0)) / float64(drv.interval)
+		got := float64(r1 - r0)
+		if got >= 0.85*due {
+			return
+		}
+		tries = append(tries, fmt.Sprintf("%.0f reads in %v, want about %.0f (%d ticks counted missed)", got, t1.Sub(t0), due, m1-m0))
 	}
+	t.Fatalf("at a 2ms interval: %s", strings.Join(tries, "; "))
 }
 
 // slowSensor takes three intervals to read.
