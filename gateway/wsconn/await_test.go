@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"net"
 	"strings"
@@ -267,5 +268,23 @@ func TestAwaitWakeAllocates(t *testing.T) {
 	// A GC in the middle may empty the pool once; on average, only net's.
 	if allocs := testing.AllocsPerRun(100, cycle); allocs >= 1.5 {
 		t.Fatalf("%.2f allocations per wake, read and quiet wait, want only the deadline error net makes", allocs)
+	}
+}
+
+// frameBuffered tells a frame that is wholly buffered (no read can block,
+// no deadline needed) from one that is not, for every length encoding.
+func TestFrameBuffered(t *testing.T) {
+	for _, n := range []int{0, 5, 125, 126, 300, 65535, 65536, 70000} {
+		wire := frameBytes([]frame{binF(make([]byte, n), true)})
+		for _, cut := range []int{0, 1, 2, len(wire) - n - 1, len(wire) - 1, len(wire)} {
+			if cut < 0 {
+				continue
+			}
+			c := &Conn{br: bufio.NewReaderSize(bytes.NewReader(wire[:cut]), len(wire)+16)}
+			c.br.Peek(cut) // buffer what there is
+			if got, want := c.frameBuffered(), cut == len(wire); got != want {
+				t.Errorf("payload %d, %d of %d bytes buffered: frameBuffered %v, want %v", n, cut, len(wire), got, want)
+			}
+		}
 	}
 }

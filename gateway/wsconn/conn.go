@@ -234,8 +234,10 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 // readHeader reads the next frame header, giving the peer IdleTimeout (or,
 // once closing, until the linger deadline) to send it.
 func (c *Conn) readHeader() (ws.Header, error) {
-	if err := c.armReadDeadline(); err != nil {
-		return ws.Header{}, err
+	if !c.frameBuffered() {
+		if err := c.armReadDeadline(); err != nil {
+			return ws.Header{}, err
+		}
 	}
 	h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:2])
 	if err != nil {
@@ -245,6 +247,40 @@ func (c *Conn) readHeader() (ws.Header, error) {
 		return h, c.readErr(err)
 	}
 	return h, nil
+}
+
+// frameBuffered reports whether the whole next frame, header and payload,
+// is in c.br: reading it cannot block, so its deadline need not be set (a
+// system call and a timer update saved on most frames of a busy
+// connection, whose frames arrive whole).
+func (c *Conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 2 {
+		return false
+	}
+	b, _ := c.br.Peek(min(n, ws.MaxHeaderSize)) // buffered: no read
+	hl := 2
+	if b[1]&0x80 != 0 {
+		hl += 4 // mask
+	}
+	var pl uint64
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		if n < 4 {
+			return false
+		}
+		hl += 2
+		pl = uint64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		if n < 10 {
+			return false
+		}
+		hl += 8
+		pl = binary.BigEndian.Uint64(b[2:10])
+	default:
+		pl = uint64(l)
+	}
+	return n >= hl && uint64(n-hl) >= pl
 }
 
 // skip discards n payload bytes.
