@@ -368,6 +368,7 @@ func (w *writer) ping() {
 // window, a stream faster than the window keeps its flusher: it writes
 // once per window and returns after a window that brought nothing.
 func (w *writer) run() {
+	growStack(0)
 	for {
 		w.wait()
 		if !w.step() {

@@ -66,7 +66,10 @@ func (g *Gateway) startSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 	o.start(w)
 	w.startPings()
 	r.done = make(chan bool, 1)
-	r.burst = func() { r.done <- r.read(quietAfter) }
+	r.burst = func() {
+		growStack(0)
+		r.done <- r.read(quietAfter)
+	}
 	return r
 }
 
