@@ -153,6 +153,8 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 
+	setMemoryLimit(log)
+
 	var cfg *config.Config
 	switch {
 	case f.configFile != "":
