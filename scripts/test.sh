@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
-# gofmt, go vet, go mod tidy check, go test -race, static ARM builds with a
-# size budget, and a smoke run of the armv6 binary under qemu.
+# gofmt, go vet, go mod tidy check, go test -race, the allocation tests
+# without -race, brief fuzzing, static ARM builds with a size budget, and a
+# smoke run of the armv6 binary under qemu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -47,6 +48,9 @@ rm -f /tmp/edgegate-go.mod.$$ /tmp/edgegate-go.sum.$$
 # --- tests -------------------------------------------------------------------
 step "go test -race ./..."
 go test -race -count=1 -timeout 15m ./...
+
+step "allocation tests, without -race (which changes what allocates)"
+go test -count=1 -run 'Allocates' -v ./gateway/wsconn | grep -E '^(--- |ok)'
 
 step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
 go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
