@@ -52,7 +52,8 @@ func (c *Conn) CanAwait() bool { return c.raw != nil }
 // nothing for quiet. The connection's read buffers are then back in their
 // pool; call Await before reading again. Control frames are handled on
 // the way, as ReadMessage does, and count as traffic for the heartbeat
-// timeout but not as messages. quiet 0 waits for the next message as long
+// timeout but not as messages: after one with nothing more buffered, Next
+// reports quiet at once (a peer that only answers pings is idle). quiet 0 waits for the next message as long
 // as the heartbeat timeout allows, as ReadMessage does.
 func (c *Conn) Next(quiet time.Duration) (ws.OpCode, []byte, error) {
 	c.quiet = quiet

@@ -75,8 +75,8 @@ func TestQuietConnectionLetsGoOfItsBuffers(t *testing.T) {
 		t.Fatalf("Next after Await: %v %q %v", op, p, err)
 	}
 
-	// A ping wakes it too: Next answers it and, with no message
-	// following, reports quiet.
+	// A ping wakes it too: Next answers it and, with nothing following,
+	// reports quiet at once, without waiting for quiet to pass.
 	if op, _, err := c.Next(20 * time.Millisecond); op != 0 || err != nil {
 		t.Fatalf("Next: %v %v", op, err)
 	}
@@ -85,8 +85,15 @@ func TestQuietConnectionLetsGoOfItsBuffers(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Await: %v", err)
 	}
-	if op, _, err := c.Next(20 * time.Millisecond); op != 0 || err != nil {
+	start = time.Now()
+	if op, _, err := c.Next(time.Hour); op != 0 || err != nil {
 		t.Fatalf("Next after a ping: %v %v, want quiet", op, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("Next took %v to report quiet after a lone ping", el)
+	}
+	if c.br != nil {
+		t.Fatal("still holding read buffers after a lone ping")
 	}
 	if h, p := recv(t, r); h.OpCode != ws.OpPong || string(p) != "hb" {
 		t.Fatalf("got %v %q, want the pong", h.OpCode, p)

@@ -187,6 +187,10 @@ func (c *Conn) readMessage() (ws.OpCode, []byte, error) {
 			if err := c.control(h); err != nil {
 				return 0, nil, err
 			}
+			if op == 0 && c.quiet > 0 && c.br.Buffered() == 0 && !c.closing.Load() {
+				// A pong (or ping) alone: the peer is alive, not busy.
+				return 0, nil, errQuiet
+			}
 			continue
 		}
 		if h.OpCode != ws.OpContinuation {
