@@ -421,3 +421,26 @@ func TestFragmentsGrowTheMessageByDoubling(t *testing.T) {
 		t.Fatalf("%d allocations to read one message of %d fragments", allocs, n)
 	}
 }
+
+// BenchmarkWriteSample is what a flush of one sample costs: a small
+// message written (with a write deadline) to a peer that keeps reading.
+func BenchmarkWriteSample(b *testing.B) {
+	x, y := tcpPair(b)
+	srv := New(x, nil, Config{WriteTimeout: 10 * time.Second})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		io.Copy(io.Discard, y)
+	}()
+	msgs := []Message{{Op: ws.OpText, Data: []byte(`{"sensor":"wave.value","seq":1234,"ts":"2026-11-26T15:00:00.000Z","v":0.5}`)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := srv.WriteMessages(msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	x.Close()
+	y.Close()
+	<-drained
+}
