@@ -213,9 +213,6 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-// saturatedAt is the first subscriber count at which a server fell behind
-// (delivered less than 95% of what was offered, or dropped samples), or
-// "no".
 // firstPoint is the first point of the first result that has one.
 func firstPoint(rs ...*Result) *Point {
 	for _, r := range rs {
@@ -226,6 +223,9 @@ func firstPoint(rs ...*Result) *Point {
 	return nil
 }
 
+// saturatedAt is the first subscriber count at which a server fell behind
+// (delivered less than 95% of what was offered, or dropped samples), or
+// "no".
 func saturatedAt(res *Result) string {
 	if res != nil {
 		for _, p := range res.Points {
