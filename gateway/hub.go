@@ -422,8 +422,7 @@ func (h *hub) subscribe(sub *subscriber, entries []*sensorEntry, binary bool, mi
 	if sub.want == nil {
 		sub.want = make([]subWant, len(h.sensors))
 		sub.out.mu.Lock()
-		sub.out.ring = make([]queued, min(h.queue, minRing))
-		sub.out.limit = h.queue
+		sub.out.limit = h.queue // the ring is made by the first sample queued
 		sub.out.mu.Unlock()
 		h.subs = append(h.subs, sub)
 	}

@@ -42,7 +42,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 type outbox struct {
 	mu      sync.Mutex
 	ctrl    []ctrlMsg
-	ring    []queued // nil until the first subscribe; grows up to limit
+	ring    []queued // nil until the first sample; grows up to limit
 	head, n int
 	limit   int // most samples queued (gateway.limits.subscriber_queue); 0: len(ring)
 	dropped uint64
