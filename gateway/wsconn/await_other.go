@@ -7,3 +7,5 @@ package wsconn
 const canPeek = false
 
 func (c *Conn) readable(fd uintptr) bool { return true }
+
+func (c *Conn) tryWrite(fd uintptr) bool { return true }

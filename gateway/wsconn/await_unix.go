@@ -17,3 +17,19 @@ func (c *Conn) readable(fd uintptr) bool {
 		}
 	}
 }
+
+// tryWrite is writeNow's one attempt on the socket, with RawConn.Write's
+// lock on it held. It never asks to wait for the socket (true).
+func (c *Conn) tryWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.tryBuf)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			n, err = 0, nil
+		}
+		c.tryN, c.tryErr = max(n, 0), err
+		return true
+	}
+}

@@ -124,6 +124,16 @@ type Conn struct {
 	sentCode ws.StatusCode
 	sentWhy  string
 	closed   bool // TCP closed
+
+	// TryWriteMessages': the end of a frame the socket did not take (in
+	// backlogBuf, pooled), and writeNow's attempt (writeFn is tryWrite,
+	// made once: a method value passed on each call would allocate).
+	backlog    []byte
+	backlogBuf *[]byte
+	writeFn    func(fd uintptr) bool
+	tryBuf     []byte
+	tryN       int
+	tryErr     error
 }
 
 // New wraps a connection whose handshake is done. br, when not nil, holds
@@ -132,7 +142,7 @@ func New(nc net.Conn, br *bufio.Reader, cfg Config) *Conn {
 	c := &Conn{nc: nc, br: br, cfg: cfg} // without br, the first read takes one from the pool
 	if !cfg.Client {
 		if c.raw = rawOf(nc); c.raw != nil {
-			c.poll = c.readable
+			c.poll, c.writeFn = c.readable, c.tryWrite
 		}
 	}
 	if cfg.IdleTimeout > 0 {
@@ -676,6 +686,9 @@ func (c *Conn) writeFrameRaw(op ws.OpCode, rsv byte, p []byte) error {
 	if err := c.armWriteDeadline(); err != nil {
 		return err
 	}
+	if err := c.flushBacklogLocked(); err != nil {
+		return err
+	}
 	bp := getWriteBuf()
 	defer putWriteBuf(bp)
 	var err error
@@ -708,6 +721,9 @@ func (c *Conn) WriteMessages(msgs []Message) error {
 		return ErrClosed
 	}
 	if err := c.armWriteDeadline(); err != nil {
+		return err
+	}
+	if err := c.flushBacklogLocked(); err != nil {
 		return err
 	}
 	bp := getWriteBuf()

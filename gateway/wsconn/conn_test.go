@@ -347,13 +347,16 @@ func TestClientMode(t *testing.T) {
 	}
 }
 
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func tcpPair(t testing.TB) (net.Conn, net.Conn) { return connPair(t, "tcp", "127.0.0.1:0") }
+
+// connPair is a connected pair of stream sockets: the accepted side first.
+func connPair(t testing.TB, network, addr string) (net.Conn, net.Conn) {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	b, err := net.Dial("tcp", ln.Addr().String())
+	b, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +428,12 @@ func TestFragmentsGrowTheMessageByDoubling(t *testing.T) {
 // BenchmarkWriteSample is what a flush of one sample costs: a small
 // message written (with a write deadline) to a peer that keeps reading.
 func BenchmarkWriteSample(b *testing.B) {
+	benchSampleWrites(b, func(c *Conn, msgs []Message) error { return c.WriteMessages(msgs) })
+}
+
+// benchSampleWrites times write, of one small message, to a peer that
+// keeps reading.
+func benchSampleWrites(b *testing.B, write func(*Conn, []Message) error) {
 	x, y := tcpPair(b)
 	srv := New(x, nil, Config{WriteTimeout: 10 * time.Second})
 	drained := make(chan struct{})
@@ -435,7 +444,7 @@ func BenchmarkWriteSample(b *testing.B) {
 	msgs := []Message{{Op: ws.OpText, Data: []byte(`{"sensor":"wave.value","seq":1234,"ts":"2026-11-26T15:00:00.000Z","v":0.5}`)}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := srv.WriteMessages(msgs); err != nil {
+		if err := write(srv, msgs); err != nil {
 			b.Fatal(err)
 		}
 	}
