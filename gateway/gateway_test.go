@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -169,5 +170,85 @@ sensors:
 	// more often). Unbatched, it would be about one record per message.
 	if per := float64(records) / float64(messages); per < 5 {
 		t.Fatalf("%d records in %d messages (%.1f per message), want them batched per 25 ms window", records, messages, per)
+	}
+}
+
+// A subscriber that stops reading fills its socket: samples written
+// straight from fan-out are then refused or taken in part, and the rest
+// wait in its queue, whose oldest are dropped. When it reads again, every
+// message is whole, seq only rises, and the samples missing are exactly
+// those counted in dropped notices, each before the next sample it gets.
+func TestStalledSubscriberGetsWholeMessages(t *testing.T) {
+	_, addr, _ := startTestGateway(t, `
+gateway:
+  sample_batch: 0s
+  limits: {subscriber_queue: 16}
+sensors:
+  - {name: w0, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w1, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w2, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w3, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w4, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w5, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w6, driver: sim-wave, interval: 1ms, period: 1s}
+  - {name: w7, driver: sim-wave, interval: 1ms, period: 1s}
+`)
+	conn, r := dialTest(t, "ws://"+addr+"/ws", "sensor-stream.v1")
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := wsutil.ReadServerText(r); err != nil { // hello
+		t.Fatal(err)
+	}
+	if err := wsutil.WriteClientText(conn, []byte(`{"id":1,"op":"subscribe","sensors":["*"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // not reading: about 16,000 samples come
+	var got, dropped, missing uint64
+	var last uint64
+	for start := time.Now(); time.Since(start) < 500*time.Millisecond; {
+		msg, err := wsutil.ReadServerText(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			ID    int    `json:"id"`
+			Event string `json:"event"`
+			Count uint64 `json:"count"`
+			Seq   uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(msg, &m); err != nil {
+			t.Fatalf("message %q: %v", msg, err)
+		}
+		switch {
+		case m.ID == 1: // the reply
+		case m.Event == "dropped":
+			dropped += m.Count
+		case m.Seq > 0 && got < 8:
+			// The latest sample of each sensor, in the order of the
+			// sensors: the newest of them is the last before fan-out's.
+			last = max(last, m.Seq)
+			got++
+		case m.Seq > 0:
+			if last != 0 {
+				if m.Seq <= last {
+					t.Fatalf("seq %d after %d", m.Seq, last)
+				}
+				missing += m.Seq - last - 1
+				if missing != dropped {
+					t.Fatalf("seq %d after %d: %d missing in all, %d counted dropped", m.Seq, last, missing, dropped)
+				}
+			}
+			last = m.Seq
+			got++
+		default:
+			t.Fatalf("unexpected message %q", msg)
+		}
+	}
+	t.Logf("%d samples read, %d dropped while not reading", got, dropped)
+	if dropped == 0 {
+		t.Fatal("a subscriber that read nothing for a second with a queue of 16 lost no sample: the test did not stall it")
+	}
+	if got < 100 {
+		t.Fatalf("%d samples in 500 ms of reading a 1 kHz sensor", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,9 @@ type deviceEntry struct {
 	pub   sync.Mutex
 	flush []*outbox
 
-	missed *metrics.Counter // sampler ticks missed (nil: not counted); the sampler's own
+	missed  *metrics.Counter // sampler ticks missed (nil: not counted); the sampler's own
+	budget  time.Duration    // deliver's for each sample (deliverBudget)
+	helpers []*deliverHelper // deliver's, one per further core
 }
 
 // subWant is one subscriber's interest in one sensor.
@@ -126,6 +129,13 @@ func newHub(cfg *config.Config, env drivers.Env) (*hub, error) {
 			return nil, err
 		}
 		d := &deviceEntry{name: sc.Name, drv: drv}
+		d.budget = deliverBudget(drv.Interval())
+		for range runtime.GOMAXPROCS(0) - 1 {
+			d.helpers = append(d.helpers, &deliverHelper{})
+		}
+		if _, isWatcher := drv.(drivers.Watcher); isWatcher {
+			d.budget = deliverBudget(0)
+		}
 		for _, q := range drv.Quantities() {
 			e := &sensorEntry{device: d, info: protocol.SensorInfo{
 				Name: sc.Name + "." + q.Name, Unit: q.Unit, Index: len(h.sensors),
@@ -303,16 +313,91 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	if old != nil {
 		old.release()
 	}
-	startFlushers(d.flush)
+	h.deliver(d)
 }
 
-// startFlushers starts the flushers that a fan-out claimed, once the hub's
-// lock is released (so that fan-out holds it as briefly as it can).
-func startFlushers(os []*outbox) {
-	for i, o := range os {
-		go o.w.run()
-		os[i] = nil
+// deliver writes what a fan-out of d's queued to the outboxes whose flush
+// it claimed (d.flush), once the hub's lock is released (so that fan-out
+// holds it as briefly as it can). Samples that are due now are written by
+// this goroutine, one connection after the other, to each that takes them
+// without waiting, and a flusher (writer.run) is started only for the
+// others (a full send buffer, a write under way, samples held for the
+// batch window): a goroutine per connection per sample would cost more
+// than the write itself.
+//
+// With more than deliverShare outboxes and more than one core, helpers
+// (one per further core) take a share each, from the end of the list; a
+// helper still busy with an earlier sample leaves its share to this
+// goroutine, which never waits for one (under load, a helper may wait
+// long for a core). Writing goes on for d.budget at most, so that the
+// sampler keeps its schedule: what is left then goes to flushers, whose
+// batch window gathers the samples of a stream faster than it can be
+// written sample by sample.
+func (h *hub) deliver(d *deviceEntry) {
+	os := d.flush
+	n := len(os)
+	until := time.Now().Add(d.budget)
+	end := n // os[:end] is this goroutine's
+	if parts := min(len(d.helpers)+1, n/deliverShare); parts > 1 {
+		size := (n + parts - 1) / parts
+		for _, hp := range d.helpers[:parts-1] {
+			lo := max(end-size, size)
+			if lo >= end {
+				break
+			}
+			if !hp.busy.CompareAndSwap(false, true) {
+				continue
+			}
+			hp.os, hp.until = append(hp.os[:0], os[lo:end]...), until
+			h.wg.Add(1)
+			go hp.run(&h.wg)
+			end = lo
+		}
 	}
+	deliverPart(os[:end], until)
+	clear(os)
+}
+
+// deliverShare is the fewest outboxes worth a helper of deliver's.
+const deliverShare = 64
+
+// deliverHelper is a share of deliver's work handed to a goroutine of its
+// own; busy while that goroutine runs.
+type deliverHelper struct {
+	busy  atomic.Bool
+	os    []*outbox
+	until time.Time
+}
+
+func (hp *deliverHelper) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	growStack(0)
+	deliverPart(hp.os, hp.until)
+	clear(hp.os)
+	hp.busy.Store(false)
+}
+
+// deliverPart is deliver for one share.
+func deliverPart(os []*outbox, until time.Time) {
+	direct := true
+	for i, o := range os {
+		if direct && i%16 == 15 && time.Now().After(until) {
+			direct = false // past the budget: flushers for the rest
+		}
+		if !direct || !o.w.direct || !o.w.tryFlush() {
+			go o.w.run()
+		}
+	}
+}
+
+// deliverBudget is how long deliver may write for a device sampled every
+// interval: half of it, and 1 ms for a device that pushes its samples
+// (interval 0).
+func deliverBudget(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return time.Millisecond
+	}
+	return interval / 2
 }
 
 // publishError reports a failed read of a device as a sensor_error event
@@ -324,7 +409,7 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 	h.mu.Lock()
 	defer func() {
 		h.mu.Unlock()
-		startFlushers(d.flush)
+		h.deliver(d)
 	}()
 	d.flush = d.flush[:0]
 	h.metrics.sensorReadFailed(d.name)
@@ -346,7 +431,7 @@ func (h *hub) publishError(d *deviceEntry, err error, at time.Time) {
 }
 
 // fanOutLocked queues s to every subscriber that wants it, and appends to
-// flush the outboxes whose flusher the caller must start (startFlushers)
+// flush the outboxes whose flush it claimed, for the caller to deliver
 // after releasing h.mu.
 func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox {
 	// One reference for every subscriber up front, the unused ones given
@@ -368,6 +453,7 @@ func (h *hub) fanOutLocked(s *sample, decimate bool, flush []*outbox) []*outbox 
 		o.mu.Lock()
 		o.pushSampleLocked(s, w.binary)
 		if o.claimFlushLocked() {
+			o.w.direct = o.w.batch <= 0 || s.tsNano >= o.holdUntil
 			flush = append(flush, o)
 		}
 		o.mu.Unlock()

@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
+	"github.com/gobwas/ws"
 )
 
 // testHub builds a hub over n sensors of one fake device, without drivers.
@@ -269,5 +273,63 @@ func TestSubscriberQueueLimit(t *testing.T) {
 	}
 	for _, q := range got {
 		q.s.release()
+	}
+}
+
+// deliver hands shares of a long list to idle helpers and keeps the shares
+// of busy ones; past its budget it starts flushers instead of writing.
+// Whichever way, every connection gets every message, in order, and no
+// claim is left once the flushers and helpers are done.
+func TestDeliverSharesAndBudget(t *testing.T) {
+	const n, rounds = 300, 4
+	ncs, peers := unixPairs(t, n)
+	outs := make([]*outbox, n)
+	for i, nc := range ncs {
+		c := wsconn.New(nc, nil, wsconn.Config{WriteTimeout: 10 * time.Second})
+		outs[i] = newOutbox()
+		outs[i].start(&writer{c: c, o: outs[i]})
+	}
+	h, d := testHub(1, 16)
+	d.helpers = []*deliverHelper{{}, {}, {}}
+	msg := func(round, i int) string { return fmt.Sprintf("round %d to %d", round, i) }
+	for round := range rounds {
+		d.budget = time.Second
+		if round%2 == 1 {
+			d.budget = 0 // all but the first few of each share go to flushers
+		}
+		d.flush = d.flush[:0]
+		for i, o := range outs { // as fan-out queues and claims
+			o.mu.Lock()
+			o.ctrl = append(o.ctrl, ctrlMsg{data: []byte(msg(round, i))})
+			if o.claimFlushLocked() {
+				o.w.direct = true
+				d.flush = append(d.flush, o)
+			}
+			o.mu.Unlock()
+		}
+		h.deliver(d) // the next round may find helpers still busy
+	}
+	h.wg.Wait()
+	for _, o := range outs {
+		o.stop()
+	}
+	for i, p := range peers {
+		p.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(p)
+		for round := range rounds {
+			f, err := ws.ReadFrame(r)
+			if err != nil || string(f.Payload) != msg(round, i) {
+				t.Fatalf("connection %d, message %d: %q, %v", i, round, f.Payload, err)
+			}
+		}
+		o := outs[i]
+		if o.flushing || len(o.ctrl) > 0 {
+			t.Fatalf("connection %d: flushing %v, %d queued", i, o.flushing, len(o.ctrl))
+		}
+	}
+	for _, hp := range d.helpers {
+		if hp.busy.Load() || len(hp.os) != 0 && hp.os[0] != nil {
+			t.Fatal("a helper kept its share")
+		}
 	}
 }

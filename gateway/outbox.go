@@ -250,6 +250,13 @@ type writer struct {
 	hold   *time.Timer
 	held   bool // the last wait held samples back: the stream is fast
 
+	// What a tryFlush left to the flusher: carry, a write not taken at
+	// all (w.msgs, from collect); backlog, the end of one taken in part
+	// (kept by the connection until Flush). direct: fan-out found the
+	// samples due now (not held for the batch window), so that the
+	// fanning goroutine may try the write itself.
+	carry, backlog, direct bool
+
 	// The flusher's own: reused from one flush to the next.
 	ctrl    []ctrlMsg
 	samples []queued
@@ -383,12 +390,7 @@ func (w *writer) run() {
 func (w *writer) step() bool {
 	o := w.o
 	if err := w.flush(); err != nil {
-		o.mu.Lock()
-		o.flushing = false
-		o.stopped = true // the connection is ending
-		o.mu.Unlock()
-		w.fail(err)
-		o.flushers.Done()
+		w.giveUp(err)
 		return false
 	}
 	o.mu.Lock()
@@ -401,6 +403,17 @@ func (w *writer) step() bool {
 	return true
 }
 
+// giveUp ends the claim of a flush that failed: the connection is ending.
+func (w *writer) giveUp(err error) {
+	o := w.o
+	o.mu.Lock()
+	o.flushing = false
+	o.stopped = true
+	o.mu.Unlock()
+	w.fail(err)
+	o.flushers.Done()
+}
+
 // wait holds the flush back while the outbox has nothing but samples and
 // the batch window of the last samples written is still open, so that the
 // samples of the window leave together. After a window that held samples
@@ -410,8 +423,8 @@ func (w *writer) step() bool {
 func (w *writer) wait() {
 	held := w.held
 	w.held = false
-	if w.batch <= 0 {
-		return
+	if w.batch <= 0 || w.carry || w.backlog {
+		return // (what a tryFlush left goes at once)
 	}
 	o := w.o
 	o.mu.Lock()
@@ -487,10 +500,69 @@ func (w *writer) fail(err error) {
 	}
 }
 
-// flush writes everything queued now: control messages first, then the
+// flush writes everything queued now: what a tryFlush left (the rest of a
+// write the socket took in part, or a write it did not take at all), then
+// what collect gathers.
+func (w *writer) flush() error {
+	if w.backlog {
+		w.backlog = false
+		if err := w.c.Flush(); err != nil {
+			return err
+		}
+	}
+	if w.carry {
+		w.carry = false
+	} else if err := w.collect(); err != nil {
+		return err
+	}
+	err := w.c.WriteMessages(w.msgs)
+	w.finish(err)
+	return err
+}
+
+// tryFlush is a flush by the goroutine that fanned a sample out and holds
+// the claim (hub.deliver): it writes what is queued only if the
+// connection takes it without waiting, and reports whether it is done
+// with the claim (given up, or the failure reported). If not, the caller
+// starts a flusher (go w.run()), which writes what was left first.
+func (w *writer) tryFlush() bool {
+	o := w.o
+	if err := w.collect(); err != nil {
+		w.giveUp(err)
+		return true
+	}
+	written, backlog, err := len(w.msgs) == 0, false, error(nil) // (nothing to write: done)
+	if !written {
+		written, backlog, err = w.c.TryWriteMessages(w.msgs)
+	}
+	if !written && err == nil {
+		w.carry = true
+		return false
+	}
+	w.finish(err)
+	if err != nil {
+		w.giveUp(err)
+		return true
+	}
+	if backlog {
+		w.backlog = true
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stopped || !o.pendingLocked() {
+		o.flushing = false
+		o.flushers.Done()
+		return true
+	}
+	return false
+}
+
+// collect takes everything queued now into the flusher's own slices, as
+// the messages of one write (w.msgs): control messages first, then the
 // dropped notice if any, then samples (binary records batched into one
 // message per run of consecutive binary samples).
-func (w *writer) flush() error {
+func (w *writer) collect() error {
 	o := w.o
 	o.mu.Lock()
 	if o.kicked {
@@ -516,9 +588,6 @@ func (w *writer) flush() error {
 	o.dropped = 0
 	o.mu.Unlock()
 
-	// Everything goes out in one write, each message framed as before:
-	// control messages, the dropped notice, then the samples (binary
-	// records batched into one message per run of consecutive ones).
 	msgs := w.msgs[:0]
 	for _, m := range w.ctrl {
 		msgs = append(msgs, wsconn.Message{Op: ws.OpText, Data: m.data})
@@ -550,7 +619,14 @@ func (w *writer) flush() error {
 	if len(bin) > run {
 		msgs = append(msgs, wsconn.Message{Op: ws.OpBinary, Data: bin[run:]})
 	}
-	err := w.c.WriteMessages(msgs)
+	w.msgs = msgs
+	return nil
+}
+
+// finish counts the messages of the write (err nil: it went out) and
+// gives back what they were made of.
+func (w *writer) finish(err error) {
+	o, msgs := w.o, w.msgs
 	if err == nil {
 		for _, m := range msgs {
 			w.io.out(len(m.Data))
@@ -571,5 +647,4 @@ func (w *writer) flush() error {
 		q.s.release()
 		w.samples[i] = queued{}
 	}
-	return err
 }

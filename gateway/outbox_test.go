@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -454,4 +455,97 @@ func TestSampleQueueGrows(t *testing.T) {
 		t.Fatalf("150 samples into a limit of 100: %d taken (seq %d..%d), %d dropped, ring of %d",
 			len(got), got[0].s.seq, got[len(got)-1].s.seq, dropped, len(o.ring))
 	}
+}
+
+// deliverPart writes what fan-out queued from the fanning goroutine when the
+// socket takes it at once, and leaves the rest to a flusher: the end of a
+// frame the socket took in part, or a write it did not take. The peer gets
+// every message, whole and in order, and no flusher claims the outbox once
+// all is written. (A Unix socket with a small send buffer takes a part of
+// a large frame deterministically; a connection without a socket to try,
+// none of it.)
+func TestDeliverLeavesWhatWouldWaitToAFlusher(t *testing.T) {
+	ncs, peers := unixPairs(t, 1)
+	nc, peer := ncs[0], peers[0]
+	nc.(*net.UnixConn).SetWriteBuffer(4096)
+	msg := func(i, size int) []byte {
+		return append([]byte(fmt.Sprintf("%05d:", i)), bytes.Repeat([]byte("x"), size)...)
+	}
+	// queue queues a message as fan-out does, claims the flush and
+	// delivers it; it reports whether a flusher holds the claim after.
+	queue := func(o *outbox, p []byte) bool {
+		o.mu.Lock()
+		o.ctrl = append(o.ctrl, ctrlMsg{data: p})
+		if !o.claimFlushLocked() {
+			o.mu.Unlock()
+			t.Fatal("the outbox is claimed already")
+		}
+		o.w.direct = true
+		o.mu.Unlock()
+		deliverPart([]*outbox{o}, time.Now().Add(time.Second))
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.flushing
+	}
+
+	o := newOutbox()
+	w := &writer{c: wsconn.New(nc, nil, wsconn.Config{WriteTimeout: 10 * time.Second}), o: o}
+	o.start(w)
+	defer w.c.CloseNow()
+	if queue(o, msg(0, 100)) {
+		t.Fatal("a flusher was started for a message the socket took at once")
+	}
+	if !queue(o, msg(1, 20000)) {
+		t.Fatal("no flusher for the end of a message the socket took in part")
+	}
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(peer)
+	for i, size := range []int{100, 20000} {
+		f, err := ws.ReadFrame(r)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if f.Header.OpCode != ws.OpText || !bytes.Equal(f.Payload, msg(i, size)) {
+			t.Fatalf("message %d: %v, %d bytes beginning %q", i, f.Header.OpCode, len(f.Payload), f.Payload[:min(6, len(f.Payload))])
+		}
+	}
+	o.stop() // waits for the flusher
+	if o.flushing {
+		t.Fatal("the flusher still claims the outbox")
+	}
+
+	// A connection that cannot be tried: the flusher writes it all.
+	fake := &writesConn{}
+	o = newOutbox()
+	o.start(&writer{c: wsconn.New(fake, nil, wsconn.Config{}), o: o})
+	queue(o, msg(2, 10)) // (the flusher may be done already)
+	o.stop()
+	if fs := fake.frames(t); len(fs) != 1 || !bytes.Equal(fs[0].Payload, msg(2, 10)) {
+		t.Fatalf("frames %v", fs)
+	}
+}
+
+// unixPairs makes n connected pairs of Unix stream sockets: the accepted
+// sides, then the peers. They are closed when the test ends.
+func unixPairs(t *testing.T, n int) (accepted, peers []net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for range n {
+		p, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := ln.Accept()
+		if err != nil {
+			p.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close(); p.Close() })
+		accepted, peers = append(accepted, a), append(peers, p)
+	}
+	return accepted, peers
 }
