@@ -233,9 +233,7 @@ func (h *hub) sample(ctx context.Context, d *deviceEntry) {
 			}
 			h.publishError(d, err, now)
 		} else {
-			for q, v := range vals {
-				h.publish(d, q, v, now)
-			}
+			h.publishRead(d, vals, now)
 		}
 		now = time.Now()
 		var missed int
@@ -277,8 +275,8 @@ func nextTick(last, now time.Time, interval time.Duration) (time.Time, int) {
 // an interval, and at least 5 ms of a busy gateway's scheduling delays.
 func catchUp(interval time.Duration) time.Duration { return max(interval, 5*time.Millisecond) }
 
-// publish encodes one sample once and queues it to every subscriber of its
-// sensor.
+// publish encodes one sample once, queues it to every subscriber of its
+// sensor and delivers it.
 func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		h.publishError(d, fmt.Errorf("%s read a non-finite value", d.sensors[q].info.Name), at)
@@ -286,6 +284,37 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	}
 	d.pub.Lock()
 	defer d.pub.Unlock()
+	d.flush = d.flush[:0]
+	h.fanOutSample(d, q, v, at)
+	h.deliver(d)
+}
+
+// publishRead is publish for every quantity of one read of d: they are
+// queued first and delivered together, so that a subscriber to several
+// gets them in one write, at once. A non-finite value is reported, after
+// the others, as publish reports it.
+func (h *hub) publishRead(d *deviceEntry, vals []float64, at time.Time) {
+	bad := -1
+	d.pub.Lock()
+	d.flush = d.flush[:0]
+	for q, v := range vals {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			bad = q
+			continue
+		}
+		h.fanOutSample(d, q, v, at)
+	}
+	h.deliver(d)
+	d.pub.Unlock()
+	if bad >= 0 {
+		h.publishError(d, fmt.Errorf("%s read a non-finite value", d.sensors[bad].info.Name), at)
+	}
+}
+
+// fanOutSample encodes a sample of quantity q of d and queues it to every
+// subscriber that wants it, adding the outboxes whose flush it claimed to
+// d.flush for deliver. The caller holds d.pub.
+func (h *hub) fanOutSample(d *deviceEntry, q int, v float64, at time.Time) {
 	e := d.sensors[q]
 	s := samplePool.Get().(*sample)
 	s.refs.Store(1) // the hub's "latest" reference
@@ -305,7 +334,7 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	protocol.PutRecord(s.record[:], s.seq, s.tsNano, v, s.index)
 	old := e.latest
 	e.latest = s
-	d.flush = h.fanOutLocked(s, true, d.flush[:0])
+	d.flush = h.fanOutLocked(s, true, d.flush)
 	if h.tap != nil {
 		h.tap(s.seq, s.text)
 	}
@@ -313,7 +342,6 @@ func (h *hub) publish(d *deviceEntry, q int, v float64, at time.Time) {
 	if old != nil {
 		old.release()
 	}
-	h.deliver(d)
 }
 
 // deliver writes what a fan-out of d's queued to the outboxes whose flush

@@ -333,3 +333,43 @@ func TestDeliverSharesAndBudget(t *testing.T) {
 		}
 	}
 }
+
+// The quantities of one read go to a subscriber of them all in one write,
+// at once (each published on its own, the second would wait out the batch
+// window the first opened).
+func TestOneReadOneWrite(t *testing.T) {
+	h, d := testHub(3, 16)
+	nc := &writesConn{}
+	o := newOutbox()
+	o.start(&writer{c: wsconn.New(nc, nil, wsconn.Config{}), o: o, batch: 5 * time.Millisecond})
+	defer o.stop()
+	h.subscribe(&subscriber{out: o}, h.sensors, false, 0, ctrlMsg{data: []byte(`{"id":1,"ok":true}`)})
+	waitWrites := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); nc.count() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes, want %d", nc.count(), n)
+			}
+		}
+	}
+	waitWrites(1) // the reply
+	h.publishRead(d, []float64{1, 2, 3}, time.Now())
+	waitWrites(2)
+	time.Sleep(20 * time.Millisecond) // nothing more comes
+	if n := nc.count(); n != 2 {
+		t.Fatalf("%d writes for the reply and one read, want 2", n)
+	}
+	fs := nc.frames(t)
+	if len(fs) != 4 {
+		t.Fatalf("%d frames, want the reply and 3 samples", len(fs))
+	}
+	for i, f := range fs[1:] {
+		var m struct {
+			Sensor string
+			Value  float64
+		}
+		if err := json.Unmarshal(f.Payload, &m); err != nil || m.Sensor != h.sensors[i].info.Name || m.Value != float64(i+1) {
+			t.Errorf("sample %d: %s (%v)", i, f.Payload, err)
+		}
+	}
+}
