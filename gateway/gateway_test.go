@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +172,21 @@ sensors:
 	// more often). Unbatched, it would be about one record per message.
 	if per := float64(records) / float64(messages); per < 5 {
 		t.Fatalf("%d records in %d messages (%.1f per message), want them batched per 25 ms window", records, messages, per)
+	}
+	// /metrics shows the stream batched, and the window.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"edgegate_sensor_batched_streams 1\n", "edgegate_sensor_batch_window_seconds 0.025\n"} {
+		if !strings.Contains(string(body), line) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(line))
+		}
 	}
 }
 

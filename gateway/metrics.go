@@ -164,6 +164,10 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, d := range g.deviceHealth() {
 		metrics.WriteGaugeUint64(w, fmt.Sprintf(`edgegate_device_up{device=%q}`, d.Name), boolGauge(d.OK))
 	}
+	// The sample batch window under load (fastStreams): how many
+	// subscriber streams it holds back, and for how long now.
+	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(max(g.streams.n.Load(), 0)))
+	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.streams.window(time.Duration(g.cfg.Gateway.SampleBatch)).Seconds())
 	if um, ok := g.UplinkMetrics(); ok {
 		writeUplinkMetrics(w, um)
 	}

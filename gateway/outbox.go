@@ -319,21 +319,48 @@ func (w *writer) setFast(fast bool) {
 // than once per configured window, by their timestamps: the mean gap since
 // the newest sample of the last flush (or, on the first, between the
 // samples of this one). Timestamps say when a sensor was read, not when
-// the flusher ran, so a flusher that runs late, or a window that has grown,
-// leaves a 100 Hz stream under a 5 ms window slow however many samples it
-// finds at once.
-func (w *writer) classify() {
-	n := int64(len(w.samples))
-	last := w.samples[n-1].s.tsNano
-	first, gaps := w.newest, n
+// the flusher ran, so a window that has grown leaves a 100 Hz stream
+// under a 5 ms window slow however many samples it finds at once.
+//
+// A stream is counted fast too while its flushes run late: more than
+// lateAfter after they were due (now against the oldest sample, or the end
+// of the window that held the samples back, prevHold), which the batch
+// window does not cause. That is a gateway with more to write than it can:
+// its sampler falls behind too, the gaps between samples grow past the
+// window, and without this every stream would be written sample by sample
+// again, more writes than before, and the sampler would fall further
+// behind. Counted fast, the streams' window grows with their number, and
+// the gateway catches up.
+//
+// Samples of one read (a device's quantities) share a timestamp and count
+// as one: the gaps are between reads.
+func (w *writer) classify(now, prevHold int64) {
+	first := w.newest
 	if first == 0 {
-		first, gaps = w.samples[0].s.tsNano, n-1
+		first = w.samples[0].s.tsNano
 	}
+	prev, gaps := first, int64(0)
+	for _, q := range w.samples {
+		if q.s.tsNano != prev {
+			gaps++
+			prev = q.s.tsNano
+		}
+	}
+	last := w.samples[len(w.samples)-1].s.tsNano
 	w.newest = last
-	if span := last - first; gaps > 0 && span >= 0 { // (a wall clock stepped back: no verdict)
+	late := now-max(w.samples[0].s.tsNano, prevHold) > int64(lateAfter(w.batch))
+	switch span := last - first; {
+	case late:
+		w.setFast(true)
+	case gaps > 0 && span >= 0: // (a wall clock stepped back: no verdict)
 		w.setFast(span < gaps*int64(w.batch))
 	}
 }
+
+// lateAfter is how long after it was due a flush counts as late: four
+// batch windows, and at least 20 ms (a 1,000-subscriber round of writes
+// on a small board).
+func lateAfter(batch time.Duration) time.Duration { return max(4*batch, 20*time.Millisecond) }
 
 // window is the batch window now (see fastStreams).
 func (w *writer) window() time.Duration {
@@ -581,7 +608,7 @@ func (w *writer) collect() error {
 		o.head = (o.head + 1) % len(o.ring)
 	}
 	if n := len(w.samples); n > 0 && w.batch > 0 {
-		w.classify()
+		w.classify(time.Now().UnixNano(), o.holdUntil)
 		o.holdUntil = w.samples[n-1].s.tsNano + int64(w.window())
 	}
 	dropped := o.dropped

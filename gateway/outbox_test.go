@@ -371,9 +371,10 @@ func TestFastStreamCounted(t *testing.T) {
 
 // Whether a stream is fast depends on how often its samples were read
 // (their timestamps), not on how many a flush finds: a 100 Hz stream under
-// a 5 ms window whose flusher runs late, or waits out a window grown by
-// other streams, must not count as fast (it would grow the window further
-// and then find several samples in every flush for good).
+// a 5 ms window that waits out a window grown by other streams must not
+// count as fast (it would grow the window further and then find several
+// samples in every flush for good). A flush that runs late, the gateway
+// behind with its writes, is another matter: TestLateStreamCountsAsFast.
 func TestFastStreamByTimestamps(t *testing.T) {
 	streams := newFastStreams(1)
 	w := &writer{batch: 5 * time.Millisecond, streams: streams}
@@ -387,7 +388,7 @@ func TestFastStreamByTimestamps(t *testing.T) {
 			s.tsNano = ts.UnixNano()
 			w.samples = append(w.samples, queued{s: s, binary: true})
 		}
-		w.classify()
+		w.classify(w.samples[0].s.tsNano, 0) // never late: the gaps alone decide (lateness: TestLateStreamCountsAsFast)
 		return streams.n.Load() == 1
 	}
 	for i, c := range []struct {
@@ -396,13 +397,16 @@ func TestFastStreamByTimestamps(t *testing.T) {
 		fast bool
 	}{
 		{1, 10 * time.Millisecond, false}, // first flush, one sample: no verdict
-		{4, 10 * time.Millisecond, false}, // 100 Hz, found four at once (late)
+		{4, 10 * time.Millisecond, false}, // 100 Hz, found four at once
 		{8, 10 * time.Millisecond, false}, // 100 Hz under a grown window
 		{3, time.Millisecond, true},       // 1 kHz
 		{1, time.Millisecond, true},       // 1 kHz, found one at a time
 		{2, 20 * time.Millisecond, false}, // slowed to 50 Hz
 		{2, 4 * time.Millisecond, true},   // 250 Hz, faster than the window
 		{2, -time.Second, true},           // the wall clock stepped back: no verdict
+		{3, 0, true},                      // three quantities of one read: no verdict
+		{1, time.Second, false},           // 1 Hz
+		{3, 0, false},                     // three quantities of one read: no verdict
 	} {
 		if got := flush(c.n, c.gap); got != c.fast {
 			t.Errorf("flush %d (%d samples %v apart): fast %v, want %v", i, c.n, c.gap, got, c.fast)
@@ -410,12 +414,53 @@ func TestFastStreamByTimestamps(t *testing.T) {
 	}
 	// A subscriber's first flush decides from the gaps between its samples.
 	w2 := &writer{batch: 5 * time.Millisecond, streams: streams}
-	w2.samples = append(w2.samples[:0], w.samples...)
+	w2.samples = append(w2.samples[:0], w.samples[:2]...)
 	w.setFast(false)
 	w2.samples[0].s.tsNano, w2.samples[1].s.tsNano = t0.UnixNano(), t0.Add(time.Millisecond).UnixNano()
-	w2.classify()
+	w2.classify(t0.Add(time.Millisecond).UnixNano(), 0)
 	if n := streams.n.Load(); n != 1 {
 		t.Errorf("first flush of two samples 1 ms apart: %d fast streams, want 1", n)
+	}
+}
+
+// A stream whose flushes run late (the gateway is behind with its writes)
+// counts as fast, whatever its rate, so that the batch window grows; late
+// is against when the flush was due: its oldest sample, or the end of the
+// window that held it back.
+func TestLateStreamCountsAsFast(t *testing.T) {
+	streams := newFastStreams(1)
+	w := &writer{batch: 5 * time.Millisecond, streams: streams}
+	ms := int64(time.Millisecond)
+	ts := int64(1_800_000_000) * int64(time.Second)
+	// flush classifies a flush of the next 100 Hz sample, written late
+	// after it; held, when not 0, is when the window that held it ended.
+	flush := func(late, held int64) bool {
+		ts += 10 * ms
+		s := testSample(1, false)
+		s.tsNano = ts
+		w.samples = append(w.samples[:0], queued{s: s})
+		prevHold := int64(0)
+		if held != 0 {
+			prevHold = ts + held
+		}
+		w.classify(ts+late, prevHold)
+		return streams.n.Load() == 1
+	}
+	flush(0, 0) // the first: no verdict
+	for i, c := range []struct {
+		late, held int64
+		fast       bool
+	}{
+		{1 * ms, 0, false},        // on time
+		{30 * ms, 0, true},        // 30 ms late: behind
+		{12 * ms, 0, false},       // caught up
+		{60 * ms, 50 * ms, false}, // held for a grown window, written 10 ms after it
+		{90 * ms, 50 * ms, true},  // 40 ms after the window
+	} {
+		if got := flush(c.late, c.held); got != c.fast {
+			t.Errorf("flush %d (%d ms after the sample, held until %d ms after it): fast %v, want %v",
+				i, c.late/ms, c.held/ms, got, c.fast)
+		}
 	}
 }
 

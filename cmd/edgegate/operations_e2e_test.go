@@ -104,6 +104,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if after[`edgegate_connections{protocol="relay-control.v1"}`] != 1 || after[`edgegate_connections{protocol="sensor-stream.v1"}`] != 1 {
 		t.Errorf("connection gauges: %v %v", after[`edgegate_connections{protocol="relay-control.v1"}`], after[`edgegate_connections{protocol="sensor-stream.v1"}`])
 	}
+	// The default sample_batch (5 ms); no stream here is faster.
+	if w, ok := after[`edgegate_sensor_batch_window_seconds`]; !ok || w != 0.005 || after[`edgegate_sensor_batched_streams`] != 0 {
+		t.Errorf("batch gauges: window %v (present %v), %v streams", w, ok, after[`edgegate_sensor_batched_streams`])
+	}
 	if after[`edgegate_device_up{device="valve_open"}`] != 0 {
 		t.Errorf("valve_open's failed write not shown as down")
 	}
