@@ -18,18 +18,19 @@ func (c *Conn) readable(fd uintptr) bool {
 	}
 }
 
-// tryWrite is writeNow's one attempt on the socket, with RawConn.Write's
-// lock on it held. It never asks to wait for the socket (true).
-func (c *Conn) tryWrite(fd uintptr) bool {
+// write is the attempt: a write of op.buf to the socket fd, with
+// RawConn.Write's lock on it held. It never asks to wait for the socket
+// (true); taking nothing is n 0 and no error.
+func (op *tryOp) write(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), c.tryBuf)
+		n, err := syscall.Write(int(fd), op.buf)
 		switch err {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			n, err = 0, nil
 		}
-		c.tryN, c.tryErr = max(n, 0), err
+		op.n, op.err = max(n, 0), err
 		return true
 	}
 }

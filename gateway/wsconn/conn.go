@@ -126,14 +126,9 @@ type Conn struct {
 	closed   bool // TCP closed
 
 	// TryWriteMessages': the end of a frame the socket did not take (in
-	// backlogBuf, pooled), and writeNow's attempt (writeFn is tryWrite,
-	// made once: a method value passed on each call would allocate).
+	// backlogBuf, pooled).
 	backlog    []byte
 	backlogBuf *[]byte
-	writeFn    func(fd uintptr) bool
-	tryBuf     []byte
-	tryN       int
-	tryErr     error
 }
 
 // New wraps a connection whose handshake is done. br, when not nil, holds
@@ -142,7 +137,7 @@ func New(nc net.Conn, br *bufio.Reader, cfg Config) *Conn {
 	c := &Conn{nc: nc, br: br, cfg: cfg} // without br, the first read takes one from the pool
 	if !cfg.Client {
 		if c.raw = rawOf(nc); c.raw != nil {
-			c.poll, c.writeFn = c.readable, c.tryWrite
+			c.poll = c.readable
 		}
 	}
 	if cfg.IdleTimeout > 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -71,25 +72,43 @@ func (c *Conn) TryWriteMessages(msgs []Message) (written, backlog bool, err erro
 // writeNow writes as much of b as the socket takes now: 0 and no error
 // when it takes nothing.
 func (c *Conn) writeNow(b []byte) (int, error) {
-	c.tryBuf, c.tryN, c.tryErr = b, 0, nil
-	err := c.raw.Write(c.writeFn)
+	op := tryOps.Get().(*tryOp)
+	defer tryOps.Put(op)
+	op.buf, op.n, op.err = b, 0, nil
+	err := c.raw.Write(op.fn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The deadline of an earlier blocking write, long past: a write
 		// that does not wait needs none.
 		if err = c.nc.SetWriteDeadline(time.Time{}); err == nil {
-			err = c.raw.Write(c.writeFn)
+			err = c.raw.Write(op.fn)
 		}
 	}
-	c.tryBuf = nil
+	op.buf = nil
 	switch {
 	case err != nil: // closed under us
 		return 0, err
-	case c.tryErr != nil:
+	case op.err != nil:
 		return 0, &net.OpError{Op: "write", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(),
-			Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", c.tryErr)}
+			Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", op.err)}
 	}
-	return c.tryN, nil
+	return op.n, nil
 }
+
+// tryOp is one attempt of writeNow's: what to write and what came of it,
+// for op.fn (op.write, made once: a function passed to RawConn.Write on
+// each call would allocate). Pooled, so that a connection holds none.
+type tryOp struct {
+	buf []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+var tryOps = sync.Pool{New: func() any {
+	op := &tryOp{}
+	op.fn = op.write
+	return op
+}}
 
 // Flush writes what a TryWriteMessages left unsent, waiting (under the
 // write timeout) as other writes do.
