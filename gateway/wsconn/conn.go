@@ -545,8 +545,7 @@ func (c *Conn) readErr(err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		// Idle past the heartbeat timeout: say why, briefly, then drop.
 		c.mu()
-		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		c.sendCloseLocked(ws.StatusGoingAway, "heartbeat timeout: nothing received")
+		c.sendCloseWithin(ws.StatusGoingAway, "heartbeat timeout: nothing received", time.Second)
 		c.unmu()
 		return fmt.Errorf("peer idle for %v: %w", c.cfg.IdleTimeout, err)
 	}
@@ -601,6 +600,12 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 // sendCloseLocked writes a close frame (code 0: no payload) and arms the
 // closing deadline. Call with the write lock held.
 func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string) error {
+	return c.sendCloseWithin(code, reason, 0)
+}
+
+// sendCloseWithin is sendCloseLocked giving the close frame's write d
+// (0: the write timeout), for a peer that may no longer read.
+func (c *Conn) sendCloseWithin(code ws.StatusCode, reason string, d time.Duration) error {
 	if c.closing.Load() || c.closed {
 		return nil
 	}
@@ -616,7 +621,14 @@ func (c *Conn) sendCloseLocked(code ws.StatusCode, reason string) error {
 	c.sentCode, c.sentWhy = code, reason
 	c.lingerUntil.Store(time.Now().Add(closeLinger).UnixNano())
 	c.closing.Store(true)
-	err := c.writeFrameRaw(ws.OpClose, 0, body[:n])
+	var err error
+	if d > 0 {
+		if err = c.nc.SetWriteDeadline(time.Now().Add(d)); err == nil {
+			err = c.writeFrameArmed(ws.OpClose, 0, body[:n])
+		}
+	} else {
+		err = c.writeFrameRaw(ws.OpClose, 0, body[:n])
+	}
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil && !c.cfg.Client {
 		tc.CloseWrite() // nothing follows our close frame
 	}
@@ -681,6 +693,11 @@ func (c *Conn) writeFrameRaw(op ws.OpCode, rsv byte, p []byte) error {
 	if err := c.armWriteDeadline(); err != nil {
 		return err
 	}
+	return c.writeFrameArmed(op, rsv, p)
+}
+
+// writeFrameArmed is writeFrameRaw under the write deadline the caller set.
+func (c *Conn) writeFrameArmed(op ws.OpCode, rsv byte, p []byte) error {
 	if err := c.flushBacklogLocked(); err != nil {
 		return err
 	}

@@ -330,6 +330,35 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// A peer past the heartbeat timeout that no longer reads either gets a
+// second to take the close frame, not the write timeout: its reader ends
+// soon after the timeout, even with the socket full.
+func TestHeartbeatCloseGivesUpWithinASecond(t *testing.T) {
+	a, client := tcpPair(t)
+	a.(*net.TCPConn).SetWriteBuffer(4096)
+	client.(*net.TCPConn).SetReadBuffer(4096)
+	// Fill both sides' buffers (the client reads nothing) until a write
+	// no longer goes through; what was written need not be frames.
+	junk := bytes.Repeat([]byte("x"), 20000)
+	for {
+		a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := a.Write(junk); err != nil {
+			break
+		}
+	}
+	c := New(a, nil, Config{IdleTimeout: 200 * time.Millisecond, WriteTimeout: 30 * time.Second})
+	start := time.Now()
+	_, _, err := c.ReadMessage()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("ended with %v, want the heartbeat timeout", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("the reader ended %v after it began, want about 1.2 s (the timeout, then a second for the close frame)", el)
+	}
+	client.Close()
+}
+
 // The client side masks what it writes and refuses masked server frames.
 func TestClientMode(t *testing.T) {
 	a, b := tcpPair(t)
