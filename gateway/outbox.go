@@ -346,9 +346,12 @@ func (w *writer) classify(now, prevHold int64) {
 			prev = q.s.tsNano
 		}
 	}
-	last := w.samples[len(w.samples)-1].s.tsNano
+	last, oldest := w.samples[len(w.samples)-1].s.tsNano, w.samples[0].s.tsNano
+	// (Not for samples older than the last flush's newest, or in the
+	// first flush: a sensor's latest sample, queued on subscribe, may be
+	// old by design.)
+	late := w.newest != 0 && oldest >= w.newest && now-max(oldest, prevHold) > int64(lateAfter(w.batch))
 	w.newest = last
-	late := now-max(w.samples[0].s.tsNano, prevHold) > int64(lateAfter(w.batch))
 	switch span := last - first; {
 	case late:
 		w.setFast(true)

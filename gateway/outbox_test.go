@@ -446,7 +446,9 @@ func TestLateStreamCountsAsFast(t *testing.T) {
 		w.classify(ts+late, prevHold)
 		return streams.n.Load() == 1
 	}
-	flush(0, 0) // the first: no verdict
+	if flush(time.Minute.Nanoseconds(), 0) {
+		t.Fatal("a first flush counted as late: it may hold the latest sample of a slow sensor, queued on subscribe")
+	}
 	for i, c := range []struct {
 		late, held int64
 		fast       bool
@@ -456,11 +458,21 @@ func TestLateStreamCountsAsFast(t *testing.T) {
 		{12 * ms, 0, false},       // caught up
 		{60 * ms, 50 * ms, false}, // held for a grown window, written 10 ms after it
 		{90 * ms, 50 * ms, true},  // 40 ms after the window
+		{1 * ms, 0, false},        // on time again
 	} {
 		if got := flush(c.late, c.held); got != c.fast {
 			t.Errorf("flush %d (%d ms after the sample, held until %d ms after it): fast %v, want %v",
 				i, c.late/ms, c.held/ms, got, c.fast)
 		}
+	}
+	// A sample older than the last one written (another sensor's latest,
+	// queued on subscribe) says nothing of lateness.
+	old := testSample(1, false)
+	old.tsNano = ts - 10*time.Second.Nanoseconds()
+	w.samples = append(w.samples[:0], queued{s: old})
+	w.classify(ts+ms, 0)
+	if streams.n.Load() != 0 {
+		t.Error("a sample older than the last one written counted as late")
 	}
 }
 
