@@ -128,22 +128,19 @@ func newHub(cfg *config.Config, env drivers.Env) (*hub, error) {
 			h.closeDrivers()
 			return nil, err
 		}
-		d := &deviceEntry{name: sc.Name, drv: drv}
-		d.budget = deliverBudget(drv.Interval())
+		interval := drv.Interval()
+		if _, isWatcher := drv.(drivers.Watcher); isWatcher {
+			interval = 0 // pushed on change, not polled
+		}
+		d := &deviceEntry{name: sc.Name, drv: drv, budget: deliverBudget(interval)}
 		for range runtime.GOMAXPROCS(0) - 1 {
 			d.helpers = append(d.helpers, &deliverHelper{})
-		}
-		if _, isWatcher := drv.(drivers.Watcher); isWatcher {
-			d.budget = deliverBudget(0)
 		}
 		for _, q := range drv.Quantities() {
 			e := &sensorEntry{device: d, info: protocol.SensorInfo{
 				Name: sc.Name + "." + q.Name, Unit: q.Unit, Index: len(h.sensors),
-				IntervalMS: drv.Interval().Milliseconds(),
+				IntervalMS: interval.Milliseconds(),
 			}}
-			if _, isWatcher := drv.(drivers.Watcher); isWatcher {
-				e.info.IntervalMS = 0 // pushed on change, not polled
-			}
 			d.sensors = append(d.sensors, e)
 			h.sensors = append(h.sensors, e)
 			h.byName[e.info.Name] = e

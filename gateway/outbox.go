@@ -418,19 +418,25 @@ func (w *writer) run() {
 // and reports whether to go on (more is queued, or the stream is in a
 // batch window); if not (or the write failed), it has given up the claim.
 func (w *writer) step() bool {
-	o := w.o
 	if err := w.flush(); err != nil {
 		w.giveUp(err)
 		return false
 	}
+	return !w.endClaimIfDone()
+}
+
+// endClaimIfDone gives up the claim of a flush that went out, unless more
+// is queued or the stream is in a batch window (held); true: given up.
+func (w *writer) endClaimIfDone() bool {
+	o := w.o
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.stopped || !o.pendingLocked() && !w.held {
 		o.flushing = false
 		o.flushers.Done()
-		return false
+		return true
 	}
-	return true
+	return false
 }
 
 // giveUp ends the claim of a flush that failed: the connection is ending.
@@ -556,15 +562,15 @@ func (w *writer) flush() error {
 // with the claim (given up, or the failure reported). If not, the caller
 // starts a flusher (go w.run()), which writes what was left first.
 func (w *writer) tryFlush() bool {
-	o := w.o
 	if err := w.collect(); err != nil {
 		w.giveUp(err)
 		return true
 	}
-	written, backlog, err := len(w.msgs) == 0, false, error(nil) // (nothing to write: done)
-	if !written {
-		written, backlog, err = w.c.TryWriteMessages(w.msgs)
+	if len(w.msgs) == 0 { // nothing to write after all
+		w.finish(nil)
+		return w.endClaimIfDone()
 	}
+	written, backlog, err := w.c.TryWriteMessages(w.msgs)
 	if !written && err == nil {
 		w.carry = true
 		return false
@@ -578,14 +584,7 @@ func (w *writer) tryFlush() bool {
 		w.backlog = true
 		return false
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.stopped || !o.pendingLocked() {
-		o.flushing = false
-		o.flushers.Done()
-		return true
-	}
-	return false
+	return w.endClaimIfDone()
 }
 
 // collect takes everything queued now into the flusher's own slices, as
