@@ -287,6 +287,46 @@ func TestReportSaysSaturationWarmup(t *testing.T) {
 	}
 }
 
+// Rewriting the report replaces the figures and keeps the hand-written
+// notes below the marker.
+func TestReportKeepsHandWrittenNotes(t *testing.T) {
+	dir := t.TempDir()
+	pt := Point{N: 100, RateHz: 1000, DurationS: 5, WarmupS: 3, Offered: 1e5, Throughput: 1e5, Latency: Summary{P99: 1e6, Count: 10}}
+	if err := writeResult(filepath.Join(dir, "saturation-gateway.json"), &Result{Scenario: "fanout", Server: "gateway", Label: "saturation", Points: []Point{pt}}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	svg := filepath.Join(filepath.Dir(out), "bench")
+	if err := writeReport(dir, out, svg, "full"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(first), notesMarker+"\n") {
+		t.Fatalf("a new report does not end with the notes marker:\n%s", first)
+	}
+	notes := "\n## Why\n\nBecause.\n"
+	if err := os.WriteFile(out, append([]byte("stale figures\n\n"+notesMarker), notes...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReport(dir, out, svg, "full"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(second)
+	if strings.Contains(md, "stale figures") {
+		t.Error("the old figures were kept")
+	}
+	if !strings.HasSuffix(md, notesMarker+notes) || strings.Count(md, notesMarker) != 1 {
+		t.Errorf("the hand-written notes were not kept once, at the end:\n%s", md)
+	}
+}
+
 // renderReport writes the report of the results in dir and returns it.
 func renderReport(t *testing.T, dir, mode string) string {
 	t.Helper()

@@ -61,6 +61,24 @@ func pointAt(res *Result, n int) *Point {
 	return nil
 }
 
+// notesMarker starts the hand-written part of the report (how the hot
+// paths are built and why the figures are what they are): everything from
+// it to the end of the file is kept when the report is written again.
+const notesMarker = "<!-- Hand-written from here on: scripts/bench.sh keeps it when it rewrites the figures above. -->"
+
+// keptNotes returns the hand-written part of the report at path (from
+// notesMarker on), or the marker alone when there is none yet.
+func keptNotes(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "\n" + notesMarker + "\n"
+	}
+	if i := bytes.Index(b, []byte(notesMarker)); i >= 0 {
+		return "\n" + string(b[i:])
+	}
+	return "\n" + notesMarker + "\n"
+}
+
 // writeReport reads a results directory and writes the markdown report
 // and its plots; it prints the target verdicts to stdout too.
 func writeReport(dir, outFile, svgDir, mode string) error {
@@ -103,6 +121,7 @@ func writeReport(dir, outFile, svgDir, mode string) error {
 	var md bytes.Buffer
 	verdicts := r.verdicts()
 	r.markdown(&md, verdicts, filepath.ToSlash(rel))
+	md.WriteString(keptNotes(outFile))
 	if err := os.WriteFile(outFile, md.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
