@@ -107,12 +107,10 @@ func writeReport(dir, outFile, svgDir, mode string) error {
 		return fmt.Errorf("create %s: %w", svgDir, err)
 	}
 	plots := r.plots()
-	names := make([]string, 0, len(plots))
 	for name, p := range plots {
 		if err := os.WriteFile(filepath.Join(svgDir, name), p.SVG(), 0o644); err != nil {
 			return fmt.Errorf("write plot: %w", err)
 		}
-		names = append(names, name)
 	}
 	rel, err := filepath.Rel(filepath.Dir(outFile), svgDir)
 	if err != nil {

@@ -173,7 +173,6 @@ type Spool struct {
 	ackSaved uint64
 	rd       reader
 	wbuf     []byte
-	err      error // a write failure; Add keeps counting, the writer retries
 
 	dropped   atomic.Uint64
 	recovered uint64

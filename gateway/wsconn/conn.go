@@ -360,7 +360,7 @@ func (c *Conn) control(h ws.Header) error {
 	case len(p) == 1:
 		return c.fail(ws.StatusProtocolError, "close frame with a 1-byte payload")
 	case len(p) >= 2:
-		code, reason = ws.ParseCloseFrameDataUnsafe(p)
+		code, _ = ws.ParseCloseFrameDataUnsafe(p)
 		if !validCloseCode(code) {
 			return c.fail(ws.StatusProtocolError, fmt.Sprintf("invalid close code %d", code))
 		}
