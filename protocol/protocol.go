@@ -21,11 +21,14 @@ const (
 	CodeBusy          = "busy"
 )
 
-// Roles a connection can have.
+// Roles a connection, an API key or a signed token can have.
 const (
 	RoleViewer   = "viewer"
 	RoleOperator = "operator"
 )
+
+// ValidRole reports whether role is one of the roles.
+func ValidRole(role string) bool { return role == RoleViewer || role == RoleOperator }
 
 // Sources of a relay state change, carried in state events.
 const (

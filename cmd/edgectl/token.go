@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/protocol"
 )
 
 // defaultSecretFile is where scripts/install.sh keeps the gateway's token
@@ -36,7 +37,7 @@ func cmdToken(args []string, stdout io.Writer) error {
 	switch {
 	case *role == "":
 		return usagef("token: --role is required: viewer (read only) or operator (may switch relays)")
-	case *role != auth.RoleViewer && *role != auth.RoleOperator:
+	case !protocol.ValidRole(*role):
 		return usagef("token: --role %q: want viewer or operator", *role)
 	case *ttl <= 0:
 		return usagef("token: --ttl must be positive, e.g. --ttl 1h")

@@ -94,19 +94,13 @@ type Auth struct {
 type APIKey struct {
 	Name string `yaml:"name"`
 	Key  string `yaml:"key"`
-	Role string `yaml:"role"` // RoleViewer or RoleOperator
+	Role string `yaml:"role"` // protocol.RoleViewer or protocol.RoleOperator
 	Line int    `yaml:"-"`    // line of the list item
 }
 
 // MinSecretBytes is the shortest auth.secret and API key accepted (the
 // same floor as the token signer's).
 const MinSecretBytes = 16
-
-// Roles of API keys and tokens.
-const (
-	RoleViewer   = "viewer"
-	RoleOperator = "operator"
-)
 
 // Relay drivers.
 const (
