@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/auth"
@@ -42,13 +40,13 @@ func cmdToken(args []string, stdout io.Writer) error {
 	case *ttl <= 0:
 		return usagef("token: --ttl must be positive, e.g. --ttl 1h")
 	}
-	b, err := os.ReadFile(*file)
+	secret, err := auth.ReadSecretFile(*file)
+	var short *auth.ShortSecretError
+	if errors.As(err, &short) {
+		return usagef("token: %v", err)
+	}
 	if err != nil {
 		return usagef("token: read the secret: %v (pass --secret-file with the file named by auth.secret_file in the gateway's config; it is readable by root and the edgegate group)", err)
-	}
-	secret := bytes.TrimSpace(b)
-	if len(secret) < auth.MinSecretBytes {
-		return usagef("token: %s holds %d bytes; a secret has at least %d (make one with: head -c 32 /dev/urandom | base64 > %s)", *file, len(secret), auth.MinSecretBytes, *file)
 	}
 	tok, err := auth.Mint(secret, *role, *ttl, time.Now())
 	if err != nil {

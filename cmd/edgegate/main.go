@@ -99,7 +99,7 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	secret, err := gateway.LoadSecret(cfg.Auth)
+	secret, err := auth.LoadSecret(cfg.Auth.Secret, cfg.Auth.SecretFile)
 	if err == nil && secret == nil {
 		err = fmt.Errorf("%s has no auth.secret or auth.secret_file to sign tokens with", *file)
 	}
