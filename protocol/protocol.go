@@ -50,6 +50,18 @@ const (
 	OpPulse  = "pulse"
 )
 
+// Ops of sensor-stream.v1, besides OpList.
+const (
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+)
+
+// Sample formats a subscribe can ask for in "format".
+const (
+	FormatJSON   = "json"
+	FormatBinary = "binary"
+)
+
 // StateString is the wire form of a relay state.
 func StateString(on bool) string {
 	if on {
