@@ -77,18 +77,11 @@ func TestSubscribeOptions(t *testing.T) {
 // encoding/json's reading of "max_hz" as a float64 (what the gateway did
 // before), and BinaryFormat takes exactly "", "json" and "binary".
 func FuzzSubscribeOptionsMatchJSON(f *testing.F) {
-	for _, s := range []string{
+	fuzzDecoded(f, []string{
 		`{"op":"subscribe","sensors":["*"],"max_hz":2.5,"format":"binary"}`, `{"op":"subscribe","max_hz":1e-320}`,
 		`{"op":"subscribe","max_hz":-0.0}`, `{"op":"subscribe","max_hz":"1"}`, `{"op":"subscribe","max_hz":1e400}`,
 		`{"op":"subscribe","max_hz":0.000001}`, `{"op":"subscribe","format":"json"}`, `{"op":"subscribe","format":"\u0062inary"}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var r Request
-		if DecodeRequest(data, &r) != nil {
-			return
-		}
+	}, func(t *testing.T, data []byte, r *Request) {
 		gap, err := r.MinGapNanos()
 		oldGap, oldErr := minGapByJSON(r.MaxHz)
 		if (err != nil) != (oldErr != nil) || gap != oldGap {

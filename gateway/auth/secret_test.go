@@ -9,12 +9,24 @@ import (
 	"testing"
 )
 
+// secretFiles writes each content to a file of its own in a temporary
+// directory and returns the paths by content.
+func secretFiles(t *testing.T, contents ...string) map[string]string {
+	t.Helper()
+	paths := map[string]string{}
+	for i, c := range contents {
+		p := filepath.Join(t.TempDir(), "secret"+string(rune('a'+i))+".key")
+		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths[c] = p
+	}
+	return paths
+}
+
 func TestLoadSecret(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.key")
-	short := filepath.Join(dir, "short.key")
-	os.WriteFile(good, []byte("  0123456789abcdef-secret\n"), 0o600)
-	os.WriteFile(short, []byte("tooshort\n"), 0o600)
+	files := secretFiles(t, "  0123456789abcdef-secret\n", "tooshort\n")
+	good, short := files["  0123456789abcdef-secret\n"], files["tooshort\n"]
 
 	if b, err := LoadSecret("inline-secret", good); err != nil || string(b) != "inline-secret" {
 		t.Fatalf("inline: %q, %v", b, err)
@@ -30,22 +42,23 @@ func TestLoadSecret(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("short: %v, want %s", err, want)
 	}
-	_, err = LoadSecret("", filepath.Join(dir, "missing.key"))
+	_, err = LoadSecret("", filepath.Join(t.TempDir(), "missing.key"))
 	if err == nil || !strings.HasPrefix(err.Error(), "auth.secret_file: ") || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
 }
 
 func TestReadSecretFile(t *testing.T) {
-	dir := t.TempDir()
-	short := filepath.Join(dir, "short.key")
-	os.WriteFile(short, []byte(" 12345 \n"), 0o600)
+	short := secretFiles(t, " 12345 \n")[" 12345 \n"]
 	_, err := ReadSecretFile(short)
 	var se *ShortSecretError
 	if !errors.As(err, &se) || se.File != short || se.Len != 5 {
 		t.Fatalf("short: %v", err)
 	}
-	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+	if want := short + " holds 5 bytes; a secret has at least 16 (make one with: head -c 32 /dev/urandom | base64 > " + short + ")"; err.Error() != want {
+		t.Fatalf("short: %q, want %q", err, want)
+	}
+	if _, err := ReadSecretFile(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
 }
