@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/auth"
 )
 
 // Config is a whole configuration file.
@@ -98,9 +100,9 @@ type APIKey struct {
 	Line int    `yaml:"-"`    // line of the list item
 }
 
-// MinSecretBytes is the shortest auth.secret and API key accepted (the
-// same floor as the token signer's).
-const MinSecretBytes = 16
+// MinSecretBytes is the shortest auth.secret and API key accepted: the
+// token signer's floor.
+const MinSecretBytes = auth.MinSecretBytes
 
 // Relay drivers.
 const (
