@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/edgegate/edgegate/protocol"
 )
@@ -42,10 +41,10 @@ func (s *sensorSession) handle(payload []byte) {
 		return
 	}
 	switch req.Op {
-	case "list":
+	case protocol.OpList:
 		s.sub.out.pushReply(func(b []byte) []byte { return protocol.AppendSensorList(b, req.ID, s.g.sensorInfos) })
 		return
-	case "subscribe", "unsubscribe":
+	case protocol.OpSubscribe, protocol.OpUnsubscribe:
 	default:
 		s.replyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; sensor-stream.v1 ops are list, subscribe, unsubscribe", req.Op))
 		return
@@ -64,7 +63,7 @@ func (s *sensorSession) handle(payload []byte) {
 		}
 		return
 	}
-	if req.Op == "unsubscribe" {
+	if req.Op == protocol.OpUnsubscribe {
 		entries = s.g.hub.subscribed(s.sub, entries) // the reply names those removed
 	}
 	names := make([]string, len(entries))
@@ -74,31 +73,21 @@ func (s *sensorSession) handle(payload []byte) {
 	bp := bufPool.Get().(*[]byte)
 	*bp = protocol.AppendSensorNames((*bp)[:0], req.ID, names)
 	reply := ctrlMsg{data: *bp, buf: bp}
-	if req.Op == "unsubscribe" {
+	if req.Op == protocol.OpUnsubscribe {
 		s.g.hub.unsubscribe(s.sub, entries, reply)
 		return
 	}
-	binary := false
-	switch req.Format {
-	case "", "json":
-	case "binary":
-		binary = true
-	default:
+	binary, err := req.BinaryFormat()
+	if err != nil {
 		bufPool.Put(bp)
-		s.replyError(req.ID, protocol.CodeBadRequest, `"format" must be "json" or "binary"`)
+		s.replyError(req.ID, protocol.CodeBadRequest, err.Error())
 		return
 	}
-	var minGap int64
-	if len(req.MaxHz) > 0 && string(req.MaxHz) != "null" {
-		var hz float64
-		if err := json.Unmarshal(req.MaxHz, &hz); err != nil || hz < 0 || math.IsInf(hz, 0) {
-			bufPool.Put(bp)
-			s.replyError(req.ID, protocol.CodeBadRequest, `"max_hz" must be a number ≥ 0 (0: every sample)`)
-			return
-		}
-		if hz > 0 {
-			minGap = int64(1e9 / hz)
-		}
+	minGap, err := req.MinGapNanos()
+	if err != nil {
+		bufPool.Put(bp)
+		s.replyError(req.ID, protocol.CodeBadRequest, err.Error())
+		return
 	}
 	s.g.hub.subscribe(s.sub, entries, binary, minGap, reply)
 }

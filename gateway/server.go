@@ -4,16 +4,13 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -109,7 +106,7 @@ func New(opts Options) (*Gateway, error) {
 		},
 	}
 	if a := opts.Config.Auth; a.Enabled {
-		secret, err := LoadSecret(a)
+		secret, err := auth.LoadSecret(a.Secret, a.SecretFile)
 		if err != nil {
 			return nil, err
 		}
@@ -335,26 +332,6 @@ func (g *Gateway) authenticate(r *http.Request) (role, who string, err error) {
 		return "", "", err
 	}
 	return id.Role, id.Name, nil
-}
-
-// LoadSecret returns the HMAC secret of the auth config (inline or from
-// secret_file), or nil when none is configured.
-func LoadSecret(a config.Auth) ([]byte, error) {
-	switch {
-	case a.Secret != "":
-		return []byte(a.Secret), nil
-	case a.SecretFile != "":
-		b, err := os.ReadFile(a.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth.secret_file: %w", err)
-		}
-		b = bytes.TrimSpace(b)
-		if len(b) < auth.MinSecretBytes {
-			return nil, fmt.Errorf("auth.secret_file %s: the secret must be at least %d bytes (e.g. head -c 32 /dev/urandom | base64 > %s)", a.SecretFile, auth.MinSecretBytes, a.SecretFile)
-		}
-		return b, nil
-	}
-	return nil, nil
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {

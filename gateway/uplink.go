@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -404,14 +403,7 @@ func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
 			if len(recs) == 0 {
 				break
 			}
-			msg = append(msg[:0], `{"event":"samples","samples":[`...)
-			for i, r := range recs {
-				if i > 0 {
-					msg = append(msg, ',')
-				}
-				msg = append(msg, r.Data...)
-			}
-			msg = append(msg, "]}"...)
+			msg = protocol.AppendSamples(msg[:0], len(recs), func(i int) []byte { return recs[i].Data })
 			// Counted as sent before the write: the backend may ack the
 			// batch before WriteMessage returns here, and an ack above
 			// sent would be clamped. A failed write ends the session, and
@@ -501,17 +493,13 @@ func (s *uplinkSession) handle(payload []byte) {
 		s.ops.replyError(re.ID, re.Code, re.Message)
 		return
 	}
-	if s.ops.req.Op != "ack" {
+	if s.ops.req.Op != protocol.OpAck {
 		s.ops.do()
 		return
 	}
-	var ack struct {
-		Seq json.RawMessage `json:"seq"`
-	}
-	json.Unmarshal(payload, &ack)
-	var seq uint64
-	if err := json.Unmarshal(ack.Seq, &seq); err != nil {
-		s.ops.replyError(s.ops.req.ID, protocol.CodeBadRequest, `ack needs "seq": the highest sample seq stored, a whole number`)
+	seq, err := s.ops.req.AckSeq()
+	if err != nil {
+		s.ops.replyError(s.ops.req.ID, protocol.CodeBadRequest, err.Error())
 		return
 	}
 	u := s.u
@@ -525,25 +513,7 @@ func (s *uplinkSession) handle(payload []byte) {
 
 // appendHello encodes the uplink's hello: the relays and the sensor catalog.
 func (u *uplink) appendHello(b []byte, relays []protocol.RelayInfo) []byte {
-	b = append(b, `{"event":"hello","gateway":`...)
-	b = protocol.AppendString(b, u.g.cfg.Gateway.ID)
-	b = append(b, `,"version":`...)
-	b = protocol.AppendString(b, u.g.version)
-	b = append(b, `,"relays":[`...)
-	for i := range relays {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = protocol.AppendRelay(b, &relays[i])
-	}
-	b = append(b, `],"sensors":[`...)
-	for i := range u.catalog {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = protocol.AppendSensor(b, &u.catalog[i])
-	}
-	return append(b, "]}"...)
+	return protocol.AppendUplinkHello(b, u.g.cfg.Gateway.ID, u.g.version, relays, u.catalog)
 }
 
 // metrics returns the counters.

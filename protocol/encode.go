@@ -137,14 +137,21 @@ func AppendRelayList(b []byte, id json.RawMessage, relays []RelayInfo) []byte {
 	return append(b, '}')
 }
 
-// appendHelloHead encodes what the hello events of both subprotocols
-// start with, up to the comma before their device list.
-func appendHelloHead(b []byte, gateway, version, role string) []byte {
+// appendHelloStart encodes what every hello event starts with (the
+// uplink's too), up to the comma after the version.
+func appendHelloStart(b []byte, gateway, version string) []byte {
 	b = append(b, `{"event":"hello","gateway":`...)
 	b = AppendString(b, gateway)
 	b = append(b, `,"version":`...)
 	b = AppendString(b, version)
-	b = append(b, `,"role":`...)
+	return append(b, ',')
+}
+
+// appendHelloHead encodes what the hello events of both subprotocols
+// start with, up to the comma before their device list.
+func appendHelloHead(b []byte, gateway, version, role string) []byte {
+	b = appendHelloStart(b, gateway, version)
+	b = append(b, `"role":`...)
 	b = AppendString(b, role)
 	return append(b, ',')
 }

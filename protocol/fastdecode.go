@@ -55,7 +55,7 @@ func decodeFast(data []byte, req *Request, prevRelay string) bool {
 			case "state":
 				req.State = intern(val, "on", "off")
 			case "format":
-				req.Format = intern(val, "json", "binary")
+				req.Format = intern(val, FormatJSON, FormatBinary)
 			default:
 				return false
 			}
@@ -107,6 +107,12 @@ func scanID(b []byte, i int) (int, bool) {
 		_, end, ok := scanString(b, i)
 		return end, ok
 	}
+	return scanNumber(b, i)
+}
+
+// scanNumber reads a JSON number starting at b[i] and returns the index
+// after it.
+func scanNumber(b []byte, i int) (int, bool) {
 	j := i
 	if j < len(b) && b[j] == '-' {
 		j++
@@ -161,10 +167,10 @@ func internOp(b []byte) string {
 		return OpToggle
 	case OpPulse:
 		return OpPulse
-	case "subscribe":
-		return "subscribe"
-	case "unsubscribe":
-		return "unsubscribe"
+	case OpSubscribe:
+		return OpSubscribe
+	case OpUnsubscribe:
+		return OpUnsubscribe
 	}
 	return string(b)
 }

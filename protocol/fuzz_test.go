@@ -65,3 +65,18 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// fuzzDecoded fuzzes check with every message DecodeRequest accepts,
+// starting from seeds; check gets the message and its decoded Request.
+func fuzzDecoded(f *testing.F, seeds []string, check func(t *testing.T, data []byte, r *Request)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r Request
+		if DecodeRequest(data, &r) != nil {
+			return
+		}
+		check(t, data, &r)
+	})
+}

@@ -21,11 +21,14 @@ const (
 	CodeBusy          = "busy"
 )
 
-// Roles a connection can have.
+// Roles a connection, an API key or a signed token can have.
 const (
 	RoleViewer   = "viewer"
 	RoleOperator = "operator"
 )
+
+// ValidRole reports whether role is one of the roles.
+func ValidRole(role string) bool { return role == RoleViewer || role == RoleOperator }
 
 // Sources of a relay state change, carried in state events.
 const (
@@ -45,6 +48,18 @@ const (
 	OpSet    = "set"
 	OpToggle = "toggle"
 	OpPulse  = "pulse"
+)
+
+// Ops of sensor-stream.v1, besides OpList.
+const (
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+)
+
+// Sample formats a subscribe can ask for in "format".
+const (
+	FormatJSON   = "json"
+	FormatBinary = "binary"
 )
 
 // StateString is the wire form of a relay state.

@@ -27,6 +27,9 @@ type Request struct {
 	MaxHz   json.RawMessage `json:"max_hz"`
 	Format  string          `json:"format"`
 
+	// edge-uplink.v1: the seq of an ack (AckSeq).
+	Seq json.RawMessage `json:"seq"`
+
 	idBuf []byte // storage for ID reused from one decode to the next (fastdecode.go)
 }
 

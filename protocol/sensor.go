@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 )
@@ -135,4 +136,45 @@ func AppendSensorNames(b []byte, id json.RawMessage, names []string) []byte {
 		b = AppendString(b, n)
 	}
 	return append(b, "]}"...)
+}
+
+var (
+	errFormat = errors.New(`"format" must be "json" or "binary"`)
+	errMaxHz  = errors.New(`"max_hz" must be a number ≥ 0 (0: every sample)`)
+)
+
+// BinaryFormat reports whether a subscribe asks for binary records
+// ("format":"binary") rather than JSON samples ("json", the default). Any
+// other format is an error whose message says what to send (for an error
+// reply with code bad_request).
+func (r *Request) BinaryFormat() (bool, error) {
+	switch r.Format {
+	case "", FormatJSON:
+		return false, nil
+	case FormatBinary:
+		return true, nil
+	}
+	return false, errFormat
+}
+
+// MinGapNanos returns the least time between two samples of a sensor that
+// a subscribe's "max_hz" asks for, in nanoseconds: 1e9/max_hz, or 0 (every
+// sample) when max_hz is 0, null or absent. A max_hz that is not a number
+// ≥ 0 is an error whose message says what to send (for an error reply
+// with code bad_request).
+func (r *Request) MinGapNanos() (int64, error) {
+	if len(r.MaxHz) == 0 || string(r.MaxHz) == "null" {
+		return 0, nil
+	}
+	if end, ok := scanNumber(r.MaxHz, 0); !ok || end != len(r.MaxHz) {
+		return 0, errMaxHz
+	}
+	hz, err := strconv.ParseFloat(string(r.MaxHz), 64)
+	if err != nil || hz < 0 || math.IsInf(hz, 0) {
+		return 0, errMaxHz
+	}
+	if hz == 0 {
+		return 0, nil
+	}
+	return int64(1e9 / hz), nil
 }

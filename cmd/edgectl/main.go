@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/textutil"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -245,7 +247,7 @@ func parseInterleaved(fs *flag.FlagSet, o *options, args []string, extra func(*f
 func closestCommand(s string) string {
 	s = strings.ToLower(s)
 	for _, c := range []string{"list", "get", "set", "toggle", "pulse", "watch", "token", "version"} {
-		if strings.HasPrefix(c, s) || strings.HasPrefix(s, c) || editDistance(s, c) <= 1 {
+		if strings.HasPrefix(c, s) || strings.HasPrefix(s, c) || textutil.EditDistance(s, c) <= 1 {
 			return c
 		}
 	}
@@ -258,25 +260,4 @@ func closestCommand(s string) string {
 		return "watch"
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance of two short ASCII words.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
+	"github.com/edgegate/edgegate/cmd/internal/tokencmd"
 	"github.com/edgegate/edgegate/gateway/auth"
 )
 
@@ -21,8 +19,8 @@ const defaultSecretFile = "/etc/edgegate/secret.key"
 // white space removed.
 func cmdToken(args []string, stdout io.Writer) error {
 	fs := newFlagSet("edgectl token")
-	role := fs.String("role", "", "viewer or operator")
-	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	var tf tokencmd.Flags
+	tf.Register(fs)
 	file := fs.String("secret-file", defaultSecretFile, "the file holding the gateway's auth.secret_file secret")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -33,26 +31,19 @@ func cmdToken(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("token: unexpected argument %q; usage: edgectl token --role viewer|operator [--ttl 1h] [--secret-file FILE]", fs.Arg(0))
 	}
-	switch {
-	case *role == "":
-		return usagef("token: --role is required: viewer (read only) or operator (may switch relays)")
-	case *role != auth.RoleViewer && *role != auth.RoleOperator:
-		return usagef("token: --role %q: want viewer or operator", *role)
-	case *ttl <= 0:
-		return usagef("token: --ttl must be positive, e.g. --ttl 1h")
+	if err := tf.Check(); err != nil {
+		return usagef("token: %v", err)
 	}
-	b, err := os.ReadFile(*file)
+	secret, err := auth.ReadSecretFile(*file)
+	var short *auth.ShortSecretError
+	if errors.As(err, &short) {
+		return usagef("token: %v", err)
+	}
 	if err != nil {
 		return usagef("token: read the secret: %v (pass --secret-file with the file named by auth.secret_file in the gateway's config; it is readable by root and the edgegate group)", err)
 	}
-	secret := bytes.TrimSpace(b)
-	if len(secret) < auth.MinSecretBytes {
-		return usagef("token: %s holds %d bytes; a secret has at least %d (make one with: head -c 32 /dev/urandom | base64 > %s)", *file, len(secret), auth.MinSecretBytes, *file)
-	}
-	tok, err := auth.Mint(secret, *role, *ttl, time.Now())
-	if err != nil {
+	if err := tf.Print(stdout, secret, time.Now()); err != nil {
 		return usagef("token: %v", err)
 	}
-	fmt.Fprintln(stdout, tok)
 	return nil
 }

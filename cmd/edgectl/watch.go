@@ -124,12 +124,12 @@ func cmdWatch(ctx context.Context, o *options, w *watchOptions, stdout, stderr i
 		wt.byIndex[uint32(s.Index)] = s
 	}
 
-	req := map[string]any{"op": "subscribe", "sensors": patterns}
+	req := map[string]any{"op": protocol.OpSubscribe, "sensors": patterns}
 	if w.maxHz > 0 {
 		req["max_hz"] = w.maxHz
 	}
 	if w.binary {
-		req["format"] = "binary"
+		req["format"] = protocol.FormatBinary
 	}
 	rep, err := c.call(req, wt.handle)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegate/edgegate/cmd/internal/tokencmd"
 	"github.com/edgegate/edgegate/configs"
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
@@ -88,10 +89,14 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 func mintToken(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("edgegate token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	role := fs.String("role", "", "viewer or operator")
-	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	var tf tokencmd.Flags
+	tf.Register(fs)
 	file := fs.String("config", "edgegate.yaml", "configuration file holding auth.secret or auth.secret_file")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := tf.Check(); err != nil {
+		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 2
 	}
 	cfg, err := config.Load(*file)
@@ -99,7 +104,7 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	secret, err := gateway.LoadSecret(cfg.Auth)
+	secret, err := auth.LoadSecret(cfg.Auth.Secret, cfg.Auth.SecretFile)
 	if err == nil && secret == nil {
 		err = fmt.Errorf("%s has no auth.secret or auth.secret_file to sign tokens with", *file)
 	}
@@ -107,12 +112,10 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 1
 	}
-	tok, err := auth.Mint(secret, *role, *ttl, time.Now())
-	if err != nil {
+	if err := tf.Print(stdout, secret, time.Now()); err != nil {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 2
 	}
-	fmt.Fprintln(stdout, tok)
 	return 0
 }
 

@@ -20,15 +20,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/protocol"
 )
 
 const prefix = "eg1."
-
-// Roles.
-const (
-	RoleViewer   = "viewer"
-	RoleOperator = "operator"
-)
 
 // Errors a token can fail with. Their text is safe to send to the client.
 var (
@@ -46,7 +42,7 @@ func Mint(secret []byte, role string, ttl time.Duration, now time.Time) (string,
 	if len(secret) < MinSecretBytes {
 		return "", fmt.Errorf("the token secret must be at least %d bytes", MinSecretBytes)
 	}
-	if role != RoleViewer && role != RoleOperator {
+	if !protocol.ValidRole(role) {
 		return "", fmt.Errorf("role %q: want viewer or operator", role)
 	}
 	if ttl <= 0 {
@@ -85,7 +81,7 @@ func Verify(secret []byte, tok string, now time.Time) (role string, expires time
 	}
 	role = parts[1]
 	exp, perr := strconv.ParseInt(parts[2], 10, 64)
-	if perr != nil || (role != RoleViewer && role != RoleOperator) {
+	if perr != nil || !protocol.ValidRole(role) {
 		return "", time.Time{}, ErrMalformed
 	}
 	expires = time.Unix(exp, 0)

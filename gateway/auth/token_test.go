@@ -5,13 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/protocol"
 )
 
 var secret = []byte("0123456789abcdef-secret")
 
 func TestMintVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	tok, err := Mint(secret, RoleOperator, time.Hour, now)
+	tok, err := Mint(secret, protocol.RoleOperator, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +21,7 @@ func TestMintVerify(t *testing.T) {
 		t.Fatalf("token %q is not URL-safe", tok)
 	}
 	role, exp, err := Verify(secret, tok, now.Add(59*time.Minute))
-	if err != nil || role != RoleOperator || !exp.Equal(now.Add(time.Hour)) {
+	if err != nil || role != protocol.RoleOperator || !exp.Equal(now.Add(time.Hour)) {
 		t.Fatalf("verify: %v %v %v", role, exp, err)
 	}
 	if _, _, err := Verify(secret, tok, now.Add(time.Hour)); !errors.Is(err, ErrExpired) {
@@ -48,26 +50,26 @@ func TestMintVerify(t *testing.T) {
 
 func TestMintRefusals(t *testing.T) {
 	now := time.Now()
-	if _, err := Mint([]byte("short"), RoleViewer, time.Hour, now); err == nil {
+	if _, err := Mint([]byte("short"), protocol.RoleViewer, time.Hour, now); err == nil {
 		t.Fatal("short secret accepted")
 	}
 	if _, err := Mint(secret, "admin", time.Hour, now); err == nil {
 		t.Fatal("unknown role accepted")
 	}
-	if _, err := Mint(secret, RoleViewer, 0, now); err == nil {
+	if _, err := Mint(secret, protocol.RoleViewer, 0, now); err == nil {
 		t.Fatal("zero ttl accepted")
 	}
 }
 
 func TestAuthenticator(t *testing.T) {
 	now := time.Now()
-	a := &Authenticator{Secret: secret, Keys: []Key{{Name: "ops", Key: "key-one-0123456789", Role: RoleOperator}, {Name: "wall", Key: "key-two-0123456789", Role: RoleViewer}}}
+	a := &Authenticator{Secret: secret, Keys: []Key{{Name: "ops", Key: "key-one-0123456789", Role: protocol.RoleOperator}, {Name: "wall", Key: "key-two-0123456789", Role: protocol.RoleViewer}}}
 	id, err := a.Check("key-two-0123456789", now)
-	if err != nil || id != (Identity{Role: RoleViewer, Name: "wall"}) {
+	if err != nil || id != (Identity{Role: protocol.RoleViewer, Name: "wall"}) {
 		t.Fatalf("%v %v", id, err)
 	}
-	tok, _ := Mint(secret, RoleViewer, time.Minute, now)
-	if id, err := a.Check(tok, now); err != nil || id.Role != RoleViewer || id.Name != "token" {
+	tok, _ := Mint(secret, protocol.RoleViewer, time.Minute, now)
+	if id, err := a.Check(tok, now); err != nil || id.Role != protocol.RoleViewer || id.Name != "token" {
 		t.Fatalf("%v %v", id, err)
 	}
 	if _, err := a.Check("key-one-012345678", now); !errors.Is(err, ErrUnknown) {
@@ -80,7 +82,7 @@ func TestAuthenticator(t *testing.T) {
 
 func BenchmarkVerify(b *testing.B) {
 	now := time.Now()
-	tok, _ := Mint(secret, RoleOperator, time.Hour, now)
+	tok, _ := Mint(secret, protocol.RoleOperator, time.Hour, now)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := Verify(secret, tok, now); err != nil {

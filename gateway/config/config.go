@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/auth"
 )
 
 // Config is a whole configuration file.
@@ -94,19 +96,13 @@ type Auth struct {
 type APIKey struct {
 	Name string `yaml:"name"`
 	Key  string `yaml:"key"`
-	Role string `yaml:"role"` // RoleViewer or RoleOperator
+	Role string `yaml:"role"` // protocol.RoleViewer or protocol.RoleOperator
 	Line int    `yaml:"-"`    // line of the list item
 }
 
-// MinSecretBytes is the shortest auth.secret and API key accepted (the
-// same floor as the token signer's).
-const MinSecretBytes = 16
-
-// Roles of API keys and tokens.
-const (
-	RoleViewer   = "viewer"
-	RoleOperator = "operator"
-)
+// MinSecretBytes is the shortest auth.secret and API key accepted: the
+// token signer's floor.
+const MinSecretBytes = auth.MinSecretBytes
 
 // Relay drivers.
 const (

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/edgegate/edgegate/protocol"
 )
 
 // The drivers of each list, in the order messages list them.
@@ -319,7 +321,7 @@ func (p *parser) checkAuth(a *Auth) {
 			}
 		}
 		if p.need(item+".role", k.Role, k.Line, "use viewer or operator") {
-			p.oneOf(item+".role", k.Role, k.Line, RoleViewer, RoleOperator)
+			p.oneOf(item+".role", k.Role, k.Line, protocol.RoleViewer, protocol.RoleOperator)
 		}
 	}
 	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") &&
