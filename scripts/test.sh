@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
-# gofmt, go vet, go mod tidy check, go test -race, the allocation tests
+# gofmt, go vet, staticcheck, go mod tidy check, go test -race, the allocation tests
 # without -race, brief fuzzing, static ARM builds with a size budget, and a
 # smoke run of the armv6 binary under qemu.
 set -euo pipefail
@@ -35,6 +35,12 @@ if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; 
 
 step "go vet"
 go vet ./...
+
+step "staticcheck"
+# Its default checks (bugs, simplifications, unused code, deprecated API):
+# a pinned release, fetched through the module proxy and built by go run,
+# so that it needs no entry in go.mod.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 step "go mod tidy is clean"
 cp go.mod /tmp/edgegate-go.mod.$$; cp go.sum /tmp/edgegate-go.sum.$$

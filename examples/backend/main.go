@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
+	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -247,7 +248,7 @@ func (b *backend) serveGateway(c *wsconn.Conn, remote string) {
 				c.Close(ws.StatusInternalServerError, "storage failure")
 				return
 			}
-			ack = fmt.Appendf(ack[:0], `{"op":"ack","seq":%d}`, last)
+			ack = protocol.AppendAck(ack[:0], last)
 			if err := c.WriteMessage(ws.OpText, ack); err != nil {
 				return
 			}
