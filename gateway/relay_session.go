@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -192,16 +193,12 @@ func (s *relayRequests) do() {
 		on, err = rs.Toggle(ctx, req.Relay, s.source)
 	case protocol.OpPulse:
 		ms, perr := req.PulseMS()
-		max := rs.maxPulse(req.Relay).Milliseconds()
-		if perr == nil && (ms < 1 || ms > max) {
-			perr = fmt.Errorf("\"ms\" must be between 1 and %d for relay %q", max, req.Relay)
-		}
 		if perr != nil {
 			s.replyError(req.ID, protocol.CodeBadRequest, perr.Error())
 			return
 		}
 		on = true
-		err = rs.Pulse(ctx, req.Relay, time.Duration(ms)*time.Millisecond, s.source)
+		err = rs.Pulse(ctx, req.Relay, pulseDuration(ms), s.source) // checks the length against max_pulse
 	}
 	if err != nil {
 		s.replyOpError(req, err)
@@ -236,9 +233,24 @@ func (s *relayRequests) audit() {
 	s.log.Info("audit", attrs...)
 }
 
+// pulseDuration is a pulse's ms as a duration, saturated rather than
+// wrapped: a length out of range stays out of range for Pulse to refuse.
+func pulseDuration(ms int64) time.Duration {
+	switch {
+	case ms < 1:
+		return 0
+	case ms > int64(math.MaxInt64/time.Millisecond):
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
 func (s *relayRequests) replyOpError(req *protocol.Request, err error) {
 	var de *deviceError
+	var pe *pulseLengthError
 	switch {
+	case errors.As(err, &pe):
+		s.replyError(req.ID, protocol.CodeBadRequest, fmt.Sprintf("\"ms\" must be between 1 and %d for relay %q", pe.max.Milliseconds(), req.Relay))
 	case errors.Is(err, errUnknownRelay):
 		s.replyError(req.ID, protocol.CodeUnknownRelay, fmt.Sprintf("no relay named %q", req.Relay))
 	case errors.Is(err, errBusy):

@@ -31,6 +31,17 @@ type deviceError struct {
 func (e *deviceError) Error() string { return fmt.Sprintf("relay %q: %v", e.relay, e.err) }
 func (e *deviceError) Unwrap() error { return e.err }
 
+// pulseLengthError is a pulse shorter than 1 ms or longer than the relay's
+// max_pulse: refused whoever asks, before the relay is touched.
+type pulseLengthError struct {
+	relay string
+	max   time.Duration
+}
+
+func (e *pulseLengthError) Error() string {
+	return fmt.Sprintf("relay %q takes pulses of 1 ms to %v (max_pulse)", e.relay, e.max)
+}
+
 // eventSink receives every encoded state event, in the order of the changes.
 // It must not block. The event is valid during the call; a sink that keeps
 // it past the call takes a reference (ev.retain) and releases it once done.
@@ -333,11 +344,16 @@ func (s *relayService) Toggle(ctx context.Context, name string, source string) (
 	return on, s.setLocked(ctx, e, on, source)
 }
 
-// Pulse turns a relay on and back off after d. A relay already pulsing is busy.
+// Pulse turns a relay on and back off after d, which must be between 1 ms
+// and the relay's max_pulse (a *pulseLengthError otherwise). A relay
+// already pulsing is busy.
 func (s *relayService) Pulse(ctx context.Context, name string, d time.Duration, source string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
+	}
+	if max := time.Duration(e.cfg.MaxPulse); d < time.Millisecond || d > max {
+		return &pulseLengthError{relay: name, max: max}
 	}
 	e.lock.Lock()
 	defer e.lock.Unlock()
@@ -464,14 +480,6 @@ func (e *relayEntry) configuredMaxPulse() int64 {
 		return 0
 	}
 	return time.Duration(e.cfg.MaxPulse).Milliseconds()
-}
-
-// maxPulse is the longest pulse a relay accepts.
-func (s *relayService) maxPulse(name string) time.Duration {
-	if e, ok := s.byName[name]; ok {
-		return time.Duration(e.cfg.MaxPulse)
-	}
-	return 0
 }
 
 type deviceHealth struct {

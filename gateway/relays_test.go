@@ -13,6 +13,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/protocol"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -215,5 +216,35 @@ func TestSharedEventsRecycledOnlyOnceReleased(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if n := after.Mallocs - before.Mallocs; n > 0 {
 		t.Errorf("%d changes, every event released once written: %d allocations (%d bytes), want none", changes, n, after.TotalAlloc-before.TotalAlloc)
+	}
+}
+
+// max_pulse holds for every caller of Pulse, not only for relay-control
+// sessions: a pulse from the uplink longer than max_pulse (or shorter than
+// 1 ms) is refused and the relay never switches.
+func TestPulseOutsideMaxPulseRefusedWhoeverAsks(t *testing.T) {
+	ctx := context.Background()
+	s, sim := newTestService(t, config.Relay{Name: "door", Pin: "GPIO3", MaxPulse: config.Duration(2 * time.Second)})
+	sink := &recordingSink{}
+	s.subscribe(sink)
+	defer s.unsubscribe(sink)
+	for _, d := range []time.Duration{2*time.Second + time.Millisecond, time.Hour, 0, -time.Second, time.Microsecond} {
+		err := s.Pulse(ctx, "door", d, protocol.SourceUplink)
+		if err == nil {
+			t.Fatalf("a pulse of %v from the uplink was accepted; max_pulse is 2s", d)
+		}
+		var pe *pulseLengthError
+		if !errors.As(err, &pe) || pe.max != 2*time.Second {
+			t.Fatalf("pulse of %v: %v, want a pulse length error naming max 2s", d, err)
+		}
+		if sim.Pin("GPIO3").Read() != gpio.Low {
+			t.Fatalf("a refused pulse of %v switched the relay", d)
+		}
+	}
+	if len(sink.msg) != 0 {
+		t.Fatalf("refused pulses published events: %v", sink.msg)
+	}
+	if err := s.Pulse(ctx, "door", 2*time.Second, protocol.SourceUplink); err != nil {
+		t.Fatalf("a pulse of exactly max_pulse: %v", err)
 	}
 }
