@@ -1,4 +1,11 @@
-package gateway
+// Package relay is edgegate's relay service: it carries out changes
+// through the drivers, keeps the relays' confirmed states, and owns every
+// rule on them — interlock groups, pulses and max_pulse, the initial state
+// and its restore, failsafe states and the watchdog, and changes reported
+// by the devices themselves. Every change reaches the subscribers
+// (Subscribe) as one encoded state event; Requests carries out the
+// relay-control.v1 requests of a connection.
+package relay
 
 import (
 	"context"
@@ -6,167 +13,141 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/protocol"
 )
 
-// Errors of relay operations, mapped to protocol error codes by the sessions.
+// Errors of relay operations; Requests maps them to protocol error codes.
 var (
-	errUnknownRelay = errors.New("unknown relay")
-	errBusy         = errors.New("busy")
-	errShutdown     = errors.New("the gateway is shutting down")
+	ErrUnknownRelay = errors.New("unknown relay")
+	ErrBusy         = errors.New("busy")
+	ErrShutdown     = errors.New("the gateway is shutting down")
 )
 
-// deviceError is a driver failure; the relay keeps its last confirmed state.
-type deviceError struct {
-	relay string
-	err   error
+// DeviceError is a driver failure; the relay keeps its last confirmed state.
+type DeviceError struct {
+	Relay string
+	Err   error
 }
 
-func (e *deviceError) Error() string { return fmt.Sprintf("relay %q: %v", e.relay, e.err) }
-func (e *deviceError) Unwrap() error { return e.err }
+func (e *DeviceError) Error() string { return fmt.Sprintf("relay %q: %v", e.Relay, e.Err) }
+func (e *DeviceError) Unwrap() error { return e.Err }
 
-// pulseLengthError is a pulse shorter than 1 ms or longer than the relay's
+// PulseLengthError is a pulse shorter than 1 ms or longer than the relay's
 // max_pulse: refused whoever asks, before the relay is touched.
-type pulseLengthError struct {
-	relay string
-	max   time.Duration
+type PulseLengthError struct {
+	Relay string
+	Max   time.Duration // the relay's max_pulse
 }
 
-func (e *pulseLengthError) Error() string {
-	return fmt.Sprintf("relay %q takes pulses of 1 ms to %v (max_pulse)", e.relay, e.max)
+func (e *PulseLengthError) Error() string {
+	return fmt.Sprintf("relay %q takes pulses of 1 ms to %v (max_pulse)", e.Relay, e.Max)
 }
 
-// eventSink receives every encoded state event, in the order of the changes.
-// It must not block. The event is valid during the call; a sink that keeps
-// it past the call takes a reference (ev.retain) and releases it once done.
-type eventSink interface {
-	relayEvent(ev sharedEvent)
+// Counter is a metric counter, such as a *metrics.Counter.
+type Counter interface{ Inc() }
+
+// Metrics is what the service counts, for /metrics. The counter of a relay
+// and a source is asked for once and kept, so that counting a change
+// allocates nothing.
+type Metrics interface {
+	// RelayChanges is the counter of a relay's changes from one source
+	// (nil: not counted).
+	RelayChanges(relay, source string) Counter
+	// RelayWriteFailed counts a failed driver write.
+	RelayWriteFailed(relay string)
 }
 
-// sharedEvent is one encoded state event, shared by every sink that keeps
-// it. Its bytes are cut from a chunk (nil for an event too large for one)
-// that is reused once the service and every sink have released it, so
-// that a steady stream of changes allocates nothing.
-type sharedEvent struct {
-	data  []byte
-	chunk *eventChunk
+// Options configure a Service beyond its relays.
+type Options struct {
+	// Initial tells the state each relay starts in (LoadInitial); nil:
+	// initial: on starts on, anything else off, and nothing is saved.
+	Initial *Initial
+	// Metrics counts changes and failed writes; nil: not counted.
+	Metrics Metrics
+	// Watchdog, when positive, puts the relays into their failsafe states
+	// once no operator connection (OperatorUp) has been alive for it.
+	Watchdog time.Duration
 }
 
-// retain takes a reference for a sink that keeps the event past the call
-// (to relayEvent, while the service's own reference holds the chunk).
-func (e sharedEvent) retain() {
-	if e.chunk != nil {
-		e.chunk.refs.Add(1)
-	}
-}
-
-// eventChunkSize is the size of the chunks that events are cut from.
-const eventChunkSize = 16 << 10
-
-// eventChunk is a buffer that events are cut from, one after another.
-// refs counts the events cut from it still kept by a sink, plus one while
-// the service cuts from it; at zero it goes back to freeEventChunks.
-type eventChunk struct {
-	buf  []byte
-	refs atomic.Int32
-}
-
-// freeEventChunks holds released chunks for reuse. In steady state two
-// circulate (the one being cut and the one whose last events are being
-// written); a few more absorb a burst, and beyond that they go to the GC.
-var freeEventChunks = make(chan *eventChunk, 4)
-
-func newEventChunk() *eventChunk {
-	var c *eventChunk
-	select {
-	case c = <-freeEventChunks:
-	default:
-		c = &eventChunk{buf: make([]byte, 0, eventChunkSize)}
-	}
-	c.refs.Store(1)
-	return c
-}
-
-// release drops one reference; the last one recycles the chunk.
-func (c *eventChunk) release() {
-	if c != nil && c.refs.Add(-1) == 0 {
-		c.buf = c.buf[:0]
-		select {
-		case freeEventChunks <- c:
-		default:
-		}
-	}
-}
-
-type relayEntry struct {
+type entry struct {
 	cfg config.Relay
 	drv drivers.Relay
 	// lock serialises driver access for the relay's whole interlock group
 	// (or the relay alone), so that a group's members never overlap.
 	lock  *sync.Mutex
-	group []*relayEntry // the other members of its interlock group
+	group []*entry // the other members of its interlock group
 
 	// Guarded by lock.
 	pulse    *time.Timer
 	pulseGen uint64
 
-	// Guarded by relayService.mu.
+	// Guarded by Service.mu.
 	on        bool
 	known     bool // a state has been confirmed since start
 	changedAt int64
 	lastErr   string
 	// counters of changes by source, made on first use (nil: not counted)
-	changeCounters map[string]*metrics.Counter
+	changeCounters map[string]Counter
 }
 
-// changes is the counter of the relay's changes from source. Call with
-// relayService.mu held.
-func (e *relayEntry) changes(m *gatewayMetrics, source string) *metrics.Counter {
+// changes is the counter of the relay's changes from source (nil: not
+// counted). Call with Service.mu held.
+func (e *entry) changes(m Metrics, source string) Counter {
 	c, ok := e.changeCounters[source]
-	if !ok {
-		c = m.relayChanges(e.cfg.Name, source)
+	if !ok && m != nil {
+		c = m.RelayChanges(e.cfg.Name, source)
 		if e.changeCounters == nil {
-			e.changeCounters = map[string]*metrics.Counter{}
+			e.changeCounters = map[string]Counter{}
 		}
 		e.changeCounters[source] = c
 	}
 	return c
 }
 
-// relayService owns the relays: it carries out changes through the drivers,
+// Service owns the relays: it carries out changes through the drivers,
 // keeps their confirmed state, runs pulse timers and interlocks, and hands
-// every change to the event sinks as one encoded state event.
-type relayService struct {
-	log    *slog.Logger
-	relays []*relayEntry
-	byName map[string]*relayEntry
-
-	metrics *gatewayMetrics // nil: not counted
+// every change to the subscribers as one encoded state event.
+type Service struct {
+	log     *slog.Logger
+	relays  []*entry
+	byName  map[string]*entry
+	initial *Initial
+	metrics Metrics // nil: not counted
+	dog     *watchdog
+	dogTime time.Duration
+	store   *stateStore // nil: no relay with initial: restore
 
 	mu      sync.Mutex
-	sinks   map[eventSink]struct{}
+	subs    map[Subscriber]struct{}
 	closed  bool
 	started bool // every relay has been driven to its initial state
 	evbuf   []byte
 	evchunk *eventChunk // the chunk events are cut from now (copyEvent)
 }
 
-func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error) {
-	s := &relayService{log: env.Logger, byName: map[string]*relayEntry{}, sinks: map[eventSink]struct{}{}}
-	groups := map[string][]*relayEntry{}
+// New opens the driver of every relay in cfg. env.Relays and env.Initial
+// are set from cfg and opts.Initial (so that a driver whose channels share
+// a chip first writes each one's initial level). Nothing is driven before
+// Start.
+func New(cfg *config.Config, env drivers.Env, opts Options) (*Service, error) {
+	s := &Service{log: env.Logger, byName: map[string]*entry{}, subs: map[Subscriber]struct{}{},
+		initial: opts.Initial, metrics: opts.Metrics, dogTime: opts.Watchdog}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	env.Relays, env.Initial = cfg.Relays, s.initial.On
+	groups := map[string][]*entry{}
 	for _, rc := range cfg.Relays {
 		drv, err := drivers.OpenRelay(rc, env)
 		if err != nil {
 			s.closeDrivers()
 			return nil, err
 		}
-		e := &relayEntry{cfg: rc, drv: drv, lock: new(sync.Mutex)}
+		e := &entry{cfg: rc, drv: drv, lock: new(sync.Mutex)}
 		if rc.Interlock != "" {
 			if members := groups[rc.Interlock]; len(members) > 0 {
 				e.lock = members[0].lock
@@ -185,15 +166,18 @@ func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error)
 			}
 		}
 	}
+	s.watchDevices()
 	return s, nil
 }
 
-// start drives every relay to its initial state: the first level its output
+// Start drives every relay to its initial state: the first level its output
 // ever sees. Interlock partners are driven in config order, and a member that
 // starts on first turns its partners off, so at most one of a group is on.
-func (s *relayService) start(ctx context.Context, initial func(config.Relay) bool) {
+// Then it starts saving the states of relays with initial: restore, and
+// arms the watchdog.
+func (s *Service) Start(ctx context.Context) {
 	for _, e := range s.relays {
-		on := initial(e.cfg)
+		on := s.initial.On(e.cfg)
 		e.lock.Lock()
 		if on {
 			// Interlock partners first go off, so two members are never on at once.
@@ -211,33 +195,62 @@ func (s *relayService) start(ctx context.Context, initial func(config.Relay) boo
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
+	if s.initial.restores() {
+		s.store = startStateStore(s, s.initial, s.log)
+	}
+	if d := s.dogTime; d > 0 {
+		s.dog = newWatchdog(d, func() {
+			s.log.Warn("watchdog: no operator connected; relays go to their failsafe states", "after", d)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s.failsafe(ctx)
+		})
+	}
 }
 
-func (s *relayService) closeDrivers() {
+// OperatorUp counts an operator connection in: while one is alive the
+// watchdog does not fire. Each call is matched by one OperatorDown.
+func (s *Service) OperatorUp() {
+	if s.dog != nil {
+		s.dog.operatorUp()
+	}
+}
+
+// OperatorDown counts an operator connection out; the last one out arms
+// the watchdog.
+func (s *Service) OperatorDown() {
+	if s.dog != nil {
+		s.dog.operatorDown()
+	}
+}
+
+func (s *Service) closeDrivers() {
 	for _, e := range s.relays {
 		e.drv.Close()
 	}
 }
 
-func (s *relayService) lookup(name string) (*relayEntry, error) {
+func (s *Service) lookup(name string) (*entry, error) {
 	e, ok := s.byName[name]
 	if !ok {
-		return nil, errUnknownRelay
+		return nil, ErrUnknownRelay
 	}
 	return e, nil
 }
 
 // drive writes one relay and, once the driver confirmed, records the state
 // and publishes an event if it changed. Call with e.lock held.
-func (s *relayService) drive(ctx context.Context, e *relayEntry, on bool, source string) error {
+func (s *Service) drive(ctx context.Context, e *entry, on bool, source string) error {
 	err := e.drv.Set(ctx, on)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
 		e.lastErr = err.Error()
-		s.metrics.relayWriteFailed(e.cfg.Name)
+		if s.metrics != nil {
+			s.metrics.RelayWriteFailed(e.cfg.Name)
+		}
 		s.log.Warn("relay write failed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source, "err", err)
-		return &deviceError{relay: e.cfg.Name, err: err}
+		return &DeviceError{Relay: e.cfg.Name, Err: err}
 	}
 	e.lastErr = ""
 	s.recordLocked(e, on, source)
@@ -245,8 +258,8 @@ func (s *relayService) drive(ctx context.Context, e *relayEntry, on bool, source
 }
 
 // recordLocked records a confirmed state and, if it changed, publishes one
-// state event to every sink. Call with s.mu held.
-func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
+// state event to every subscriber. Call with s.mu held.
+func (s *Service) recordLocked(e *entry, on bool, source string) {
 	if e.known && e.on == on {
 		return
 	}
@@ -259,34 +272,17 @@ func (s *relayService) recordLocked(e *relayEntry, on bool, source string) {
 		s.log.Info("relay changed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source)
 	}
 	s.evbuf = protocol.AppendStateEvent(s.evbuf[:0], e.cfg.Name, on, source, now)
-	if len(s.sinks) > 0 {
-		ev := s.copyEvent(s.evbuf) // one copy shared by every sink
-		for sink := range s.sinks {
-			sink.relayEvent(ev)
+	if len(s.subs) > 0 {
+		ev := s.copyEvent(s.evbuf) // one copy shared by every subscriber
+		for sub := range s.subs {
+			sub.RelayEvent(ev)
 		}
 	}
 }
 
-// copyEvent returns a copy of an encoded event for the sinks to keep, cut
-// from the current chunk. Call with s.mu held.
-func (s *relayService) copyEvent(b []byte) sharedEvent {
-	if len(b) > eventChunkSize/8 {
-		return sharedEvent{data: append([]byte(nil), b...)} // rare: left to the GC
-	}
-	c := s.evchunk
-	if c == nil || cap(c.buf)-len(c.buf) < len(b) {
-		c.release() // the service's own reference; sinks may still hold theirs
-		c = newEventChunk()
-		s.evchunk = c
-	}
-	start := len(c.buf)
-	c.buf = append(c.buf, b...)
-	return sharedEvent{data: c.buf[start:len(c.buf):len(c.buf)], chunk: c} // capped: an append cannot reach the next
-}
-
 // setLocked turns e on or off, first turning its interlock partners off.
 // Call with e.lock held.
-func (s *relayService) setLocked(ctx context.Context, e *relayEntry, on bool, source string) error {
+func (s *Service) setLocked(ctx context.Context, e *entry, on bool, source string) error {
 	s.cancelPulseLocked(e)
 	if on {
 		for _, m := range e.group {
@@ -299,7 +295,7 @@ func (s *relayService) setLocked(ctx context.Context, e *relayEntry, on bool, so
 	return s.drive(ctx, e, on, source)
 }
 
-func (s *relayService) cancelPulseLocked(e *relayEntry) {
+func (s *Service) cancelPulseLocked(e *entry) {
 	if e.pulse != nil {
 		e.pulse.Stop()
 		e.pulse = nil
@@ -307,14 +303,15 @@ func (s *relayService) cancelPulseLocked(e *relayEntry) {
 	}
 }
 
-func (s *relayService) isClosed() bool {
+func (s *Service) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
 }
 
-// Set turns a relay on or off.
-func (s *relayService) Set(ctx context.Context, name string, on bool, source string) error {
+// Set turns a relay on or off (its interlock partners off first), and
+// returns once the driver confirmed. It ends a pulse in progress.
+func (s *Service) Set(ctx context.Context, name string, on bool, source string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -322,13 +319,13 @@ func (s *relayService) Set(ctx context.Context, name string, on bool, source str
 	e.lock.Lock()
 	defer e.lock.Unlock()
 	if s.isClosed() {
-		return errShutdown
+		return ErrShutdown
 	}
 	return s.setLocked(ctx, e, on, source)
 }
 
 // Toggle flips a relay and returns its new state.
-func (s *relayService) Toggle(ctx context.Context, name string, source string) (bool, error) {
+func (s *Service) Toggle(ctx context.Context, name string, source string) (bool, error) {
 	e, err := s.lookup(name)
 	if err != nil {
 		return false, err
@@ -336,7 +333,7 @@ func (s *relayService) Toggle(ctx context.Context, name string, source string) (
 	e.lock.Lock()
 	defer e.lock.Unlock()
 	if s.isClosed() {
-		return false, errShutdown
+		return false, ErrShutdown
 	}
 	s.mu.Lock()
 	on := !e.on
@@ -345,23 +342,23 @@ func (s *relayService) Toggle(ctx context.Context, name string, source string) (
 }
 
 // Pulse turns a relay on and back off after d, which must be between 1 ms
-// and the relay's max_pulse (a *pulseLengthError otherwise). A relay
-// already pulsing is busy.
-func (s *relayService) Pulse(ctx context.Context, name string, d time.Duration, source string) error {
+// and the relay's max_pulse (a *PulseLengthError otherwise). A relay
+// already pulsing is busy (ErrBusy).
+func (s *Service) Pulse(ctx context.Context, name string, d time.Duration, source string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
 	}
 	if max := time.Duration(e.cfg.MaxPulse); d < time.Millisecond || d > max {
-		return &pulseLengthError{relay: name, max: max}
+		return &PulseLengthError{Relay: name, Max: max}
 	}
 	e.lock.Lock()
 	defer e.lock.Unlock()
 	if s.isClosed() {
-		return errShutdown
+		return ErrShutdown
 	}
 	if e.pulse != nil {
-		return errBusy
+		return ErrBusy
 	}
 	if err := s.setLocked(ctx, e, true, source); err != nil {
 		return err
@@ -371,7 +368,7 @@ func (s *relayService) Pulse(ctx context.Context, name string, d time.Duration, 
 	return nil
 }
 
-func (s *relayService) endPulse(e *relayEntry, gen uint64) {
+func (s *Service) endPulse(e *entry, gen uint64) {
 	e.lock.Lock()
 	defer e.lock.Unlock()
 	if e.pulseGen != gen || s.isClosed() {
@@ -386,15 +383,15 @@ func (s *relayService) endPulse(e *relayEntry, gen uint64) {
 	}
 }
 
-// Failsafe puts every relay into its failsafe state (hold: unchanged); the
+// failsafe puts every relay into its failsafe state (hold: unchanged); the
 // watchdog calls it when no operator is connected any more.
-func (s *relayService) Failsafe(ctx context.Context) {
+func (s *Service) failsafe(ctx context.Context) {
 	if !s.isClosed() {
 		s.applyFailsafe(ctx)
 	}
 }
 
-func (s *relayService) applyFailsafe(ctx context.Context) {
+func (s *Service) applyFailsafe(ctx context.Context) {
 	for _, e := range s.relays {
 		var on bool
 		switch e.cfg.Failsafe {
@@ -411,9 +408,17 @@ func (s *relayService) applyFailsafe(ctx context.Context) {
 	}
 }
 
-// Shutdown stops pulses, applies the failsafe states and closes the drivers.
-// No operation is carried out after it.
-func (s *relayService) Shutdown(ctx context.Context) {
+// Shutdown stops the watchdog, saves the states to restore (the failsafe
+// states that follow are deliberately not saved: restore brings back the
+// state the relays had in operation), stops pulses, applies the failsafe
+// states and closes the drivers. No operation is carried out after it.
+func (s *Service) Shutdown(ctx context.Context) {
+	if s.dog != nil {
+		s.dog.stop()
+	}
+	if s.store != nil {
+		s.store.close()
+	}
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
@@ -428,29 +433,14 @@ func (s *relayService) Shutdown(ctx context.Context) {
 	s.closeDrivers()
 }
 
-// subscribe adds a sink and returns the relays' state at that instant: the
-// sink gets every change after it and none before.
-func (s *relayService) subscribe(sink eventSink) []protocol.RelayInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sinks[sink] = struct{}{}
-	return s.snapshotLocked(nil)
-}
-
-func (s *relayService) unsubscribe(sink eventSink) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sinks, sink)
-}
-
-// Snapshot returns every relay's confirmed state, in config order.
-func (s *relayService) Snapshot(dst []protocol.RelayInfo) []protocol.RelayInfo {
+// Snapshot returns every relay's confirmed state, in config order, in dst.
+func (s *Service) Snapshot(dst []protocol.RelayInfo) []protocol.RelayInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.snapshotLocked(dst)
 }
 
-func (s *relayService) snapshotLocked(dst []protocol.RelayInfo) []protocol.RelayInfo {
+func (s *Service) snapshotLocked(dst []protocol.RelayInfo) []protocol.RelayInfo {
 	dst = dst[:0]
 	for _, e := range s.relays {
 		dst = append(dst, protocol.RelayInfo{
@@ -462,7 +452,7 @@ func (s *relayService) snapshotLocked(dst []protocol.RelayInfo) []protocol.Relay
 }
 
 // Get returns one relay's confirmed state.
-func (s *relayService) Get(name string) (protocol.RelayInfo, error) {
+func (s *Service) Get(name string) (protocol.RelayInfo, error) {
 	e, err := s.lookup(name)
 	if err != nil {
 		return protocol.RelayInfo{}, err
@@ -475,34 +465,33 @@ func (s *relayService) Get(name string) (protocol.RelayInfo, error) {
 // configuredMaxPulse is max_pulse_ms as hello and list show it: only for a
 // relay whose max_pulse is configured (0: left out; pulse still takes up
 // to the 60 s default).
-func (e *relayEntry) configuredMaxPulse() int64 {
+func (e *entry) configuredMaxPulse() int64 {
 	if !e.cfg.MaxPulseSet {
 		return 0
 	}
 	return time.Duration(e.cfg.MaxPulse).Milliseconds()
 }
 
-type deviceHealth struct {
-	Name  string `json:"name"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error"`
-	// State is a serial device's connection: connected, connecting,
-	// reconnecting or closed (absent for relays and sensors).
-	State string `json:"state,omitempty"`
+// Health is one relay's health: whether its last driver write succeeded.
+type Health struct {
+	Name  string
+	OK    bool
+	Error string // the last write's error, if it failed
 }
 
-func (s *relayService) health(dst []deviceHealth) []deviceHealth {
+// Health appends every relay's health to dst, in config order.
+func (s *Service) Health(dst []Health) []Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.relays {
-		dst = append(dst, deviceHealth{Name: e.cfg.Name, OK: e.lastErr == "", Error: e.lastErr})
+		dst = append(dst, Health{Name: e.cfg.Name, OK: e.lastErr == "", Error: e.lastErr})
 	}
 	return dst
 }
 
 // watchDevices registers, for every relay whose driver reports changes made
 // on the device itself (drivers.Reporter), the hook that records them.
-func (s *relayService) watchDevices() {
+func (s *Service) watchDevices() {
 	for _, e := range s.relays {
 		if rep, ok := e.drv.(drivers.Reporter); ok {
 			rep.OnDeviceChange(func() { s.deviceChanged(e, rep) })
@@ -516,7 +505,7 @@ func (s *relayService) watchDevices() {
 // differs from the state the gateway holds. It waits for any operation in
 // flight on the relay and reads the device's state only then, so the
 // gateway's view follows the order in which the device reported changes.
-func (s *relayService) deviceChanged(e *relayEntry, rep drivers.Reporter) {
+func (s *Service) deviceChanged(e *entry, rep drivers.Reporter) {
 	e.lock.Lock()
 	defer e.lock.Unlock()
 	on, known := rep.DeviceState()
