@@ -411,7 +411,8 @@ func (s *Service) applyFailsafe(ctx context.Context) {
 // Shutdown stops the watchdog, saves the states to restore (the failsafe
 // states that follow are deliberately not saved: restore brings back the
 // state the relays had in operation), stops pulses, applies the failsafe
-// states and closes the drivers. No operation is carried out after it.
+// states and closes the drivers. No operation is carried out after it,
+// and calling it again does nothing.
 func (s *Service) Shutdown(ctx context.Context) {
 	if s.dog != nil {
 		s.dog.stop()
@@ -420,8 +421,12 @@ func (s *Service) Shutdown(ctx context.Context) {
 		s.store.close()
 	}
 	s.mu.Lock()
+	again := s.closed
 	s.closed = true
 	s.mu.Unlock()
+	if again {
+		return
+	}
 	// Operations check closed under their relay's lock: once each lock has
 	// been taken here, none is in flight and no pulse timer is left.
 	for _, e := range s.relays {
