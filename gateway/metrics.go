@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -120,14 +121,19 @@ func (m *gatewayMetrics) counter(format string, args ...any) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
 }
 
-// relayChanges is the counter of a relay's changes from one source (nil
-// when m is).
-func (m *gatewayMetrics) relayChanges(relay, source string) *metrics.Counter {
-	return m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, relay, source)
+// RelayChanges is the counter of a relay's changes from one source (nil
+// when m is): the relay service asks once per relay and source
+// (relay.Metrics).
+func (m *gatewayMetrics) RelayChanges(name, source string) relay.Counter {
+	if m == nil {
+		return nil
+	}
+	return m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, name, source)
 }
 
-func (m *gatewayMetrics) relayWriteFailed(relay string) {
-	if c := m.counter(`edgegate_relay_write_errors_total{relay=%q}`, relay); c != nil {
+// RelayWriteFailed counts a relay's failed driver write (relay.Metrics).
+func (m *gatewayMetrics) RelayWriteFailed(name string) {
+	if c := m.counter(`edgegate_relay_write_errors_total{relay=%q}`, name); c != nil {
 		c.Inc()
 	}
 }

@@ -26,7 +26,7 @@ var errTooSlow = errors.New("client too slow: outgoing queue full")
 type ctrlMsg struct {
 	data []byte
 	buf  *[]byte
-	ev   *eventChunk
+	ev   interface{ Release() } // a relay event's reference (relay.Event.Retain)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -149,7 +149,9 @@ func (o *outbox) release(m ctrlMsg) {
 	if m.buf != nil {
 		bufPool.Put(m.buf)
 	}
-	m.ev.release()
+	if m.ev != nil {
+		m.ev.Release()
+	}
 }
 
 // queued is a sample waiting for one subscriber, in that subscriber's format.

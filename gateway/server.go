@@ -20,6 +20,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -55,14 +56,13 @@ type Gateway struct {
 	version string
 	log     *slog.Logger
 	started time.Time
-	relays  *relayService
+	relays  *relay.Service
 	hub     *hub
 	devices *drivers.DevicePool // serial devices shared by relays and sensors
 	// sensorInfos is the sensor catalog, fixed for the process's life.
 	sensorInfos []protocol.SensorInfo
 	mux         *http.ServeMux
 	srv         *http.Server
-	dog         *watchdog
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
 	gate        *connGate
 	metrics     *gatewayMetrics
@@ -70,8 +70,7 @@ type Gateway struct {
 	signin      *signIn      // nil: auth disabled
 	tls         *tls.Config  // nil: plain http:// and ws://
 
-	uplink     *uplink          // nil: no upstream
-	relayStore *relayStateStore // nil: no relay with initial: restore
+	uplink *uplink // nil: no upstream
 
 	// services maps each supported subprotocol to the start of its
 	// sessions.
@@ -133,25 +132,20 @@ func New(opts Options) (*Gateway, error) {
 		}
 		g.tls = certs.tlsConfig()
 	}
-	saved, err := loadRelayStates(opts.DataDir, opts.Config, opts.Logger)
+	// The first level a relay sees is its initial one; with restore, the
+	// last state saved (off when none was).
+	initial, err := relay.LoadInitial(opts.DataDir, opts.Config, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	// The first level a relay sees is its initial one; with restore, the
-	// last state saved (off when none was).
-	initial := func(r config.Relay) bool { return r.Initial == "on" || (r.Initial == "restore" && saved[r.Name]) }
 	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices, DataDir: opts.DataDir}
-	rs, err := newRelayService(opts.Config, env)
-	if rs != nil {
-		rs.metrics = g.metrics
-	}
+	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
+	rs, err := relay.New(opts.Config, env, relay.Options{Initial: initial, Metrics: g.metrics, Watchdog: time.Duration(opts.Config.Gateway.Watchdog)})
 	if err != nil {
 		g.devices.Close()
 		return nil, err
 	}
 	g.relays = rs
-	rs.watchDevices()
 	h, err := newHub(opts.Config, env)
 	if h != nil {
 		h.metrics = g.metrics
@@ -177,21 +171,10 @@ func New(opts Options) (*Gateway, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rs.start(ctx, initial)
+	rs.Start(ctx) // also saves the states to restore and arms the watchdog
 	h.start()
-	if usesRestore(opts.Config) {
-		g.relayStore = startRelayStateStore(opts.DataDir, opts.Config, rs, saved, opts.Logger)
-	}
 	if g.uplink != nil {
 		g.uplink.start(g.sensorInfos)
-	}
-	if d := time.Duration(opts.Config.Gateway.Watchdog); d > 0 {
-		g.dog = newWatchdog(d, func() {
-			g.log.Warn("watchdog: no operator connected; relays go to their failsafe states", "after", d)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			g.relays.Failsafe(ctx)
-		})
 	}
 
 	lim := opts.Config.Gateway.Limits
@@ -271,14 +254,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		g.log.Warn("sessions still running at shutdown deadline")
 	}
-	if g.dog != nil {
-		g.dog.stop()
-	}
 	g.hub.stop()
-	if g.relayStore != nil {
-		g.relayStore.close() // the failsafe states are not saved for restore
-	}
-	g.relays.Shutdown(ctx)
+	g.relays.Shutdown(ctx) // stops the watchdog; the failsafe states are not saved for restore
 	if g.uplink != nil {
 		// After the failsafe, so that the backend gets the final states.
 		g.uplink.stop(ctx)
@@ -498,10 +475,24 @@ func (g *Gateway) connections() map[string]int {
 	return counts
 }
 
+// deviceHealth is one entry of /healthz's devices.
+type deviceHealth struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	// State is a serial device's connection: connected, connecting,
+	// reconnecting or closed (absent for relays and sensors).
+	State string `json:"state,omitempty"`
+}
+
 // deviceHealth is every relay, sensor device and serial device, with its
 // state.
 func (g *Gateway) deviceHealth() []deviceHealth {
-	devices := g.hub.health(g.relays.health(nil))
+	var devices []deviceHealth
+	for _, r := range g.relays.Health(nil) {
+		devices = append(devices, deviceHealth{Name: r.Name, OK: r.OK, Error: r.Error})
+	}
+	devices = g.hub.health(devices)
 	for _, d := range g.devices.Status() {
 		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/spool"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
@@ -307,7 +308,7 @@ func (u *uplink) dial(ctx context.Context) (*wsconn.Conn, error) {
 type uplinkSession struct {
 	u      *uplink
 	c      *wsconn.Conn
-	ops    relayRequests
+	ops    relay.Requests
 	notify chan struct{} // capacity 1: live messages queued or an ack arrived
 
 	mu      sync.Mutex
@@ -342,8 +343,9 @@ func (s *uplinkSession) wake() {
 	}
 }
 
-// relayEvent is the relay service's sink: every state change while connected.
-func (s *uplinkSession) relayEvent(ev sharedEvent) { s.push(ev.data, false) }
+// RelayEvent is the relay service's subscriber: every state change while
+// connected.
+func (s *uplinkSession) RelayEvent(ev relay.Event) { s.push(ev.Data, false) }
 
 func (s *uplinkSession) reply(encode func([]byte) []byte) { s.push(encode(nil), false) }
 
@@ -351,21 +353,18 @@ func (s *uplinkSession) reply(encode func([]byte) []byte) { s.push(encode(nil), 
 // messages, pings, until the connection ends or ctx is cancelled.
 func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
 	s := &uplinkSession{u: u, c: c, notify: make(chan struct{}, 1)}
-	s.ops = relayRequests{rs: u.g.relays, role: protocol.RoleOperator, source: protocol.SourceUplink, reply: s.reply,
-		who: "upstream backend", remote: u.shown, log: u.g.log}
+	s.ops = relay.Requests{Service: u.g.relays, Role: protocol.RoleOperator, Source: protocol.SourceUplink, Reply: s.reply,
+		Who: "upstream backend", Remote: u.shown, Log: u.g.log}
 
 	// Subscribe to relay changes and queue hello in one step, so that the
 	// backend gets every change after the states hello carries.
-	rs := u.g.relays
-	rs.mu.Lock()
-	rs.sinks[s] = struct{}{}
-	relays := rs.snapshotLocked(nil)
-	s.live = append(s.live, u.appendHello(nil, relays))
-	rs.mu.Unlock()
+	unsubscribe := u.g.relays.Subscribe(s, func(relays []protocol.RelayInfo) {
+		s.live = append(s.live, u.appendHello(nil, relays))
+	})
 	u.cur.Store(s)
 	defer func() {
 		u.cur.Store(nil)
-		rs.unsubscribe(s)
+		unsubscribe()
 	}()
 
 	readErr := make(chan error, 1)
@@ -487,19 +486,17 @@ func (s *uplinkSession) readLoop() error {
 // handle carries out one message from the backend. Relay requests are
 // carried out now or answered with an error now: never queued for later.
 func (s *uplinkSession) handle(payload []byte) {
-	if err := protocol.DecodeRequest(payload, &s.ops.req); err != nil {
-		var re *protocol.RequestError
-		errors.As(err, &re)
-		s.ops.replyError(re.ID, re.Code, re.Message)
+	req, ok := s.ops.Decode(payload)
+	if !ok {
 		return
 	}
-	if s.ops.req.Op != protocol.OpAck {
-		s.ops.do()
+	if req.Op != protocol.OpAck {
+		s.ops.Do()
 		return
 	}
-	seq, err := s.ops.req.AckSeq()
+	seq, err := req.AckSeq()
 	if err != nil {
-		s.ops.replyError(s.ops.req.ID, protocol.CodeBadRequest, err.Error())
+		s.ops.ReplyError(req.ID, protocol.CodeBadRequest, err.Error())
 		return
 	}
 	u := s.u

@@ -256,3 +256,40 @@ func TestUplinkShutdownLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestUplinkPulseOverMaxPulseRefused: a pulse from the backend longer than
+// the relay's max_pulse (60 s by default) is a bad request, and the relay
+// never switches (no state event, and get reports it off).
+func TestUplinkPulseOverMaxPulseRefused(t *testing.T) {
+	url, conns := fakeBackend(t)
+	g, _, _ := startUplinkGateway(t, url, ", fsync: never")
+	c := <-conns
+	readJSON(t, c) // hello
+	c.WriteMessage(ws.OpText, []byte(`{"id":"p","op":"pulse","relay":"pump","ms":60001}`))
+	c.WriteMessage(ws.OpText, []byte(`{"id":"q","op":"pulse","relay":"pump","ms":9223372036854775807}`))
+	c.WriteMessage(ws.OpText, []byte(`{"id":"g","op":"get","relay":"pump"}`))
+	var replies []map[string]any
+	for len(replies) < 3 {
+		m := readJSON(t, c)
+		switch {
+		case m["event"] == "state":
+			t.Fatalf("the relay switched on a refused pulse: %v", m)
+		case m["id"] != nil:
+			replies = append(replies, m)
+		}
+	}
+	for i, id := range []string{"p", "q"} {
+		r := replies[i]
+		e, _ := r["error"].(map[string]any)
+		if r["id"] != id || r["ok"] != false || e["code"] != protocol.CodeBadRequest ||
+			e["message"] != `"ms" must be between 1 and 60000 for relay "pump"` {
+			t.Fatalf("reply to pulse %s: %v", id, r)
+		}
+	}
+	if r := replies[2]; r["id"] != "g" || r["state"] != "off" {
+		t.Fatalf("get after refused pulses: %v", r)
+	}
+	if info, _ := g.relays.Get("pump"); info.On {
+		t.Fatal("pump is on after refused pulses")
+	}
+}
