@@ -90,7 +90,7 @@ type uplink struct {
 	g       *Gateway
 	log     *slog.Logger
 	url     string
-	shown   string // url with any password redacted, for logs and health
+	shown   string // url without credentials, query or fragment (shownURL), for logs and health
 	up      *config.Upstream
 	spool   *spool.Spool
 	catalog []protocol.SensorInfo
@@ -131,13 +131,21 @@ func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("upstream buffer: %w (move the directory aside to start with an empty buffer)", err)
 	}
-	u := &uplink{g: g, log: log.With("component", "uplink"), url: up.URL, shown: pu.Redacted(), up: up, spool: sp, state: uplinkConnecting}
+	u := &uplink{g: g, log: log.With("component", "uplink"), url: up.URL, shown: shownURL(pu), up: up, spool: sp, state: uplinkConnecting}
 	st := sp.Stats()
 	u.sent.Store(st.AckedSeq)
 	if st.Depth > 0 || st.Recovered > 0 {
 		u.log.Info("uplink buffer opened", "samples_waiting", st.Depth, "last_seq", st.LastSeq, "acked_seq", st.AckedSeq, "bytes", st.Bytes)
 	}
 	return u, nil
+}
+
+// shownURL is u as logs, /healthz and /metrics show it: scheme, host and
+// path only. Userinfo, the query (where a ?token= would be) and the
+// fragment are left out, whatever they hold.
+func shownURL(u *url.URL) string {
+	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return v.String()
 }
 
 // tap is the hub's hook, called under the hub's lock for every sample

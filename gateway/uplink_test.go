@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -291,5 +292,23 @@ func TestUplinkPulseOverMaxPulseRefused(t *testing.T) {
 	}
 	if info, _ := g.relays.Get("pump"); info.On {
 		t.Fatal("pump is on after refused pulses")
+	}
+}
+
+// The uplink's URL is shown without anything secret it may carry.
+func TestShownURLHidesSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		"wss://user:pass@backend.example:8443/uplink?token=s3cret&x=1#frag": "wss://backend.example:8443/uplink",
+		"ws://127.0.0.1:9000/uplink?token=abc":                              "ws://127.0.0.1:9000/uplink",
+		"wss://backend.example/a%2Fb":                                       "wss://backend.example/a%2Fb",
+		"wss://backend.example":                                             "wss://backend.example",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := shownURL(u); got != want {
+			t.Errorf("shownURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
