@@ -220,6 +220,13 @@ RestartSec=2s
 # failsafe state before it exits; give it the time to do so.
 KillSignal=SIGTERM
 TimeoutStopSec=20s
+# A memory cap, so that a flood of connections cannot take the board's
+# memory from everything else: edgegate needs about 12 MB plus ~10 KiB per
+# connection, and gives the Go runtime a soft limit of 90% of MemoryHigh
+# (it collects garbage harder as it nears it). Raise both for more than
+# ~15,000 connections.
+MemoryHigh=192M
+MemoryMax=256M
 
 # Hardening: edgegate needs the network, its data dir, and the GPIO, I2C and
 # serial devices; nothing else.
