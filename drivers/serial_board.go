@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
-	"github.com/edgegate/edgegate/gateway/fileutil"
+	"github.com/edgegate/edgegate/internal/fileutil"
 )
 
 // The serial-board driver talks to a microcontroller board running the
