@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -36,7 +37,7 @@ const (
 // never share one.
 type expanderKey struct {
 	buses Buses
-	bus   string // as sameBus spells it
+	bus   string // as i2cbus.Key spells it
 	addr  int
 }
 
@@ -89,7 +90,7 @@ func openI2CRelay(cfg config.Relay, env Env) (Relay, error) {
 		// It keys the shared banks; a map key of this type would panic.
 		return nil, fmt.Errorf("bus provider %v cannot be told apart from others (use a pointer type)", t)
 	}
-	key := expanderKey{buses: env.Buses, bus: sameBus(cfg.Bus), addr: cfg.Address}
+	key := expanderKey{buses: env.Buses, bus: i2cbus.Key(cfg.Bus), addr: cfg.Address}
 
 	expanders.mu.Lock()
 	defer expanders.mu.Unlock()
@@ -151,7 +152,7 @@ func initialLatch(key expanderKey, cfg config.Relay, env Env) (uint16, error) {
 	}
 	relays := []config.Relay{cfg}
 	for _, r := range env.Relays {
-		if r.Driver == config.DriverI2CRelay && r.Name != cfg.Name && sameBus(r.Bus) == key.bus && r.Address == key.addr {
+		if r.Driver == config.DriverI2CRelay && r.Name != cfg.Name && i2cbus.Key(r.Bus) == key.bus && r.Address == key.addr {
 			relays = append(relays, r)
 		}
 	}
@@ -323,16 +324,4 @@ func (r *i2cRelay) Close() error {
 		delete(expanders.banks, b.key)
 	}
 	return nil
-}
-
-// sameBus makes /dev/i2c-1, I2C1 and 1 the same bus, as the config loader
-// does.
-func sameBus(bus string) string {
-	s := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(s, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return s
 }

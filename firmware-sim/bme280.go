@@ -3,6 +3,7 @@ package firmwaresim
 import (
 	"errors"
 	"fmt"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -33,7 +34,7 @@ func attachBME280(h *Hardware, s *config.Sensor) error {
 // there is no such bus or the chip there is not a BME280.
 func (h *Hardware) BME280(bus string, addr uint16) *BME280 {
 	h.mu.Lock()
-	b := h.i2cs[bus]
+	b := h.i2cs[i2cbus.Key(bus)]
 	h.mu.Unlock()
 	if b == nil {
 		return nil

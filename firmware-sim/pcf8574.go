@@ -37,44 +37,8 @@ func attachExpander(h *Hardware, r *config.Relay) error {
 	if bus.Device(addr) != nil {
 		return nil
 	}
-	d := h.deviceOnSameBus(r.Bus, addr)
-	if d == nil {
-		d = chip()
-	}
-	bus.Attach(addr, d)
+	bus.Attach(addr, chip())
 	return nil
-}
-
-// deviceOnSameBus returns the chip at addr on another simulated bus whose
-// name spells the same bus as name, or nil.
-func (h *Hardware) deviceOnSameBus(name string, addr uint16) I2CDevice {
-	want := sameBusKey(name)
-	h.mu.Lock()
-	var buses []*I2CBus
-	for n, b := range h.i2cs {
-		if n != name && sameBusKey(n) == want {
-			buses = append(buses, b)
-		}
-	}
-	h.mu.Unlock()
-	for _, b := range buses {
-		if d := b.Device(addr); d != nil {
-			return d
-		}
-	}
-	return nil
-}
-
-// sameBusKey makes /dev/i2c-1, I2C1 and 1 the same bus, as the config
-// loader does.
-func sameBusKey(bus string) string {
-	b := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(b, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return b
 }
 
 // PinChange is one change of the level an I/O expander drives on a pin.

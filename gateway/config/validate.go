@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"net"
 	"net/url"
 	"reflect"
@@ -380,17 +381,6 @@ func normPin(pin string) string {
 	return p
 }
 
-// normBus makes /dev/i2c-1, I2C1 and 1 the same bus.
-func normBus(bus string) string {
-	b := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(b, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return b
-}
-
 func (p *parser) usePin(item, name, pin string, line int, r *resources) {
 	path := item + ".pin"
 	key := normPin(pin)
@@ -547,7 +537,7 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 				okCh = false
 			}
 			if okBus && okAddr && okChip {
-				key := normBus(x.Bus) + "\x00" + strconv.Itoa(x.Address)
+				key := i2cbus.Key(x.Bus) + "\x00" + strconv.Itoa(x.Address)
 				ch := r.i2c[key]
 				switch {
 				case ch == nil:
@@ -621,7 +611,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 				okAddr = false
 			}
 			if okBus && okAddr {
-				key := normBus(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
 				if ch := r.i2c[key]; ch != nil {
 					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
 				} else {
