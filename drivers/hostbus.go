@@ -2,10 +2,10 @@ package drivers
 
 import (
 	"fmt"
-	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"strings"
 	"sync"
 
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c"

@@ -2,11 +2,11 @@ package firmwaresim
 
 import (
 	"fmt"
-	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"io"
 	"strings"
 	"sync"
 
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -146,11 +147,11 @@ type relayService struct {
 	evchunk *eventChunk // the chunk events are cut from now (copyEvent)
 }
 
-func newRelayService(cfg *config.Config, env drivers.Env) (*relayService, error) {
+func newRelayService(cfg *config.Config, env hardware.Env) (*relayService, error) {
 	s := &relayService{log: env.Logger, byName: map[string]*relayEntry{}, sinks: map[eventSink]struct{}{}}
 	groups := map[string][]*relayEntry{}
 	for _, rc := range cfg.Relays {
-		drv, err := drivers.OpenRelay(rc, env)
+		drv, err := hardware.OpenRelay(rc, env)
 		if err != nil {
 			s.closeDrivers()
 			return nil, err

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -37,7 +37,7 @@ func newTestService(t *testing.T, relays ...config.Relay) (*relayService, *firmw
 	}
 	hw := firmwaresim.NewHardware(nil)
 	sim := hw.GPIO
-	s, err := newRelayService(&config.Config{Relays: relays}, drivers.Env{Buses: hw, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := newRelayService(&config.Config{Relays: relays}, hardware.Env{Buses: hw, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -143,8 +144,8 @@ func New(opts Options) (*Gateway, error) {
 	// The first level a relay sees is its initial one; with restore, the
 	// last state saved (off when none was).
 	initial := func(r config.Relay) bool { return r.Initial == "on" || (r.Initial == "restore" && saved[r.Name]) }
-	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices, DataDir: opts.DataDir}
+	g.devices = hardware.NewDevicePool(opts.Config.Devices, opts.Buses, opts.Logger)
+	env := hardware.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices, DataDir: opts.DataDir}
 	rs, err := newRelayService(opts.Config, env)
 	if rs != nil {
 		rs.metrics = g.metrics
