@@ -207,6 +207,16 @@ type board struct {
 	dropped   int           // lines dropped for a bad checksum or length
 }
 
+// board checks the options o of a serial-board relay or sensor and returns
+// the board named device of env's pool.
+func (e Env) board(o interface{ Validate() error }, device string) (*board, error) {
+	pool, err := e.pool(o, SerialBoardDriver)
+	if err != nil {
+		return nil, err
+	}
+	return pool.board(device)
+}
+
 // board returns the serial board named name, opening it on first use.
 func (p *DevicePool) board(name string) (*board, error) {
 	dev, err := p.device(name, SerialBoardDriver)
@@ -665,9 +675,8 @@ func (b *board) channels() int {
 
 // boardRelay is one relay channel of a board.
 type boardRelay struct {
-	name string
-	b    *board
-	ch   int
+	serialChannel
+	b *board
 }
 
 var _ Reporter = (*boardRelay)(nil)
@@ -675,30 +684,14 @@ var _ Reporter = (*boardRelay)(nil)
 // OpenBoardRelay opens a relay channel of a serial board, opening the board
 // on first use.
 func OpenBoardRelay(o BoardRelayOpts, env Env) (Relay, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	if env.Devices == nil {
-		return nil, errors.New("serial-board relays need the gateway's device pool (drivers.Env.Devices)")
-	}
-	b, err := env.Devices.board(o.Device)
+	b, err := env.board(o, o.Device)
 	if err != nil {
 		return nil, err
 	}
-	return &boardRelay{name: o.Name, b: b, ch: o.Channel}, nil
+	return &boardRelay{serialChannel: serialChannel{name: o.Name, ch: o.Channel, dev: &b.serialDevice}, b: b}, nil
 }
 
-func (r *boardRelay) Name() string   { return r.name }
-func (r *boardRelay) Driver() string { return SerialBoardDriver }
-
-// Close unregisters the relay; the board stays open for the others (the
-// pool closes it).
-func (r *boardRelay) Close() error {
-	r.b.notify.set(r.ch, nil)
-	return nil
-}
-
-func (r *boardRelay) OnDeviceChange(f func())       { r.b.notify.set(r.ch, f) }
+func (r *boardRelay) Driver() string                { return SerialBoardDriver }
 func (r *boardRelay) DeviceState() (on, known bool) { return r.b.deviceState(r.ch) }
 
 // Set asks the board to drive the channel and returns once the board
@@ -742,13 +735,7 @@ const boardIdentifyWait = 3 * time.Second
 // announce its quantities, or uses what it announced before (kept in
 // env.DataDir).
 func OpenBoardSensor(o BoardSensorOpts, env Env) (Sensor, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	if env.Devices == nil {
-		return nil, errors.New("serial-board sensors need the gateway's device pool (drivers.Env.Devices)")
-	}
-	b, err := env.Devices.board(o.Device)
+	b, err := env.board(o, o.Device)
 	if err != nil {
 		return nil, err
 	}

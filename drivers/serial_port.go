@@ -254,6 +254,38 @@ func (d *serialDevice) statusWith(exchangeErr error) DeviceStatus {
 	return s
 }
 
+// pool checks the options o of a serial driver and returns the device pool
+// of env, which the serial drivers need.
+func (e Env) pool(o interface{ Validate() error }, driver string) (*DevicePool, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if e.Devices == nil {
+		return nil, fmt.Errorf("%s drivers need the gateway's device pool (drivers.Env.Devices)", driver)
+	}
+	return e.Devices, nil
+}
+
+// serialChannel is what every relay channel of a pooled serial device has:
+// its name, its channel number, and its change callback on the device's
+// notifier.
+type serialChannel struct {
+	name string
+	ch   int
+	dev  *serialDevice
+}
+
+func (c *serialChannel) Name() string { return c.name }
+
+// Close unregisters the relay; the device stays open for the others (the
+// pool closes it).
+func (c *serialChannel) Close() error {
+	c.dev.notify.set(c.ch, nil)
+	return nil
+}
+
+func (c *serialChannel) OnDeviceChange(f func()) { c.dev.notify.set(c.ch, f) }
+
 // serialLink keeps one serial port open: it opens it, runs a reader that
 // hands every received chunk to onData, calls onUp for the connection's
 // lifetime, and when the port fails (unplugged: the read fails) closes it

@@ -180,9 +180,8 @@ func (m *lcusModule) write(ch int, on bool) (chanState, error) {
 
 // usbRelay is one channel of a module.
 type usbRelay struct {
-	name string
-	m    *lcusModule
-	ch   int
+	serialChannel
+	m *lcusModule
 }
 
 var _ Reporter = (*usbRelay)(nil)
@@ -190,31 +189,21 @@ var _ Reporter = (*usbRelay)(nil)
 // OpenUSBRelay opens a channel of an LCUS module, opening the module on
 // first use.
 func OpenUSBRelay(o USBRelayOpts, env Env) (Relay, error) {
-	if err := o.Validate(); err != nil {
+	pool, err := env.pool(o, USBRelayDriver)
+	if err != nil {
 		return nil, err
 	}
-	if env.Devices == nil {
-		return nil, errors.New("usb-relay relays need the gateway's device pool (drivers.Env.Devices)")
-	}
-	m, err := env.Devices.lcus(o)
+	m, err := pool.lcus(o)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	m.used[o.Channel] = true
 	m.mu.Unlock()
-	return &usbRelay{name: o.Name, m: m, ch: o.Channel}, nil
+	return &usbRelay{serialChannel: serialChannel{name: o.Name, ch: o.Channel, dev: &m.serialDevice}, m: m}, nil
 }
 
-func (r *usbRelay) Name() string   { return r.name }
 func (r *usbRelay) Driver() string { return USBRelayDriver }
-
-func (r *usbRelay) Close() error {
-	r.m.notify.set(r.ch, nil)
-	return nil
-}
-
-func (r *usbRelay) OnDeviceChange(f func()) { r.m.notify.set(r.ch, f) }
 
 func (r *usbRelay) DeviceState() (on, known bool) {
 	r.m.mu.Lock()

@@ -74,33 +74,29 @@ func SensorDrivers() []string { return slices.Sorted(maps.Keys(sensorDrivers)) }
 // OpenRelay opens the configured relay rc with its driver. It does not change
 // the relay's output: the first level is driven by the first Set.
 func OpenRelay(rc config.Relay, env Env) (drivers.Relay, error) {
-	open, ok := relayDrivers[rc.Driver]
-	if !ok {
-		return nil, unavailable("relay", rc.Name, rc.Driver, RelayDrivers())
-	}
-	r, err := open(rc, env)
-	if err != nil {
-		return nil, fmt.Errorf("relay %q: %w", rc.Name, err)
-	}
-	return r, nil
+	return open("relay", rc.Name, rc.Driver, relayDrivers, rc, env)
 }
 
 // OpenSensor opens the configured sensor device sc with its driver.
 func OpenSensor(sc config.Sensor, env Env) (drivers.Sensor, error) {
-	open, ok := sensorDrivers[sc.Driver]
-	if !ok {
-		return nil, unavailable("sensor", sc.Name, sc.Driver, SensorDrivers())
-	}
-	s, err := open(sc, env)
-	if err != nil {
-		return nil, fmt.Errorf("sensor %q: %w", sc.Name, err)
-	}
-	return s, nil
+	return open("sensor", sc.Name, sc.Driver, sensorDrivers, sc, env)
 }
 
-func unavailable(kind, name, driver string, available []string) error {
-	return fmt.Errorf("%s %q: driver %q is not available in this build (available: %s)",
-		kind, name, driver, strings.Join(available, ", "))
+// open opens entry (a relay or sensor named name) with its driver from
+// table, or says which drivers this build has.
+func open[E, D any](kind, name, driver string, table map[string]func(E, Env) (D, error), entry E, env Env) (D, error) {
+	f, ok := table[driver]
+	if !ok {
+		var none D
+		return none, fmt.Errorf("%s %q: driver %q is not available in this build (available: %s)",
+			kind, name, driver, strings.Join(slices.Sorted(maps.Keys(table)), ", "))
+	}
+	d, err := f(entry, env)
+	if err != nil {
+		var none D
+		return none, fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	return d, nil
 }
 
 // NewDevicePool returns the pool of the configured serial devices. When buses
@@ -151,12 +147,8 @@ func openI2CRelay(rc config.Relay, env Env) (drivers.Relay, error) {
 	return drivers.OpenI2CRelay(i2cRelayOpts(rc, env.Relays, env.initial), env.drivers())
 }
 
-func boardRelayOpts(rc config.Relay) drivers.BoardRelayOpts {
-	return drivers.BoardRelayOpts{Name: rc.Name, Device: rc.Device, Channel: rc.Channel}
-}
-
 func openBoardRelay(rc config.Relay, env Env) (drivers.Relay, error) {
-	return drivers.OpenBoardRelay(boardRelayOpts(rc), env.drivers())
+	return drivers.OpenBoardRelay(drivers.BoardRelayOpts{Name: rc.Name, Device: rc.Device, Channel: rc.Channel}, env.drivers())
 }
 
 func openUSBRelay(rc config.Relay, env Env) (drivers.Relay, error) {
