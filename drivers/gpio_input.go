@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ type GPIOInputOpts struct {
 // Validate checks the options.
 func (o GPIOInputOpts) Validate() error {
 	var pin, pull, debounce *FieldError
-	if o.Pin == "" {
+	if strings.TrimSpace(o.Pin) == "" {
 		pin = fieldError("pin", "a gpio-input sensor needs the pin it reads, e.g. pin: GPIO27")
 	}
 	if _, err := parseInputPull(o.Pull); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"periph.io/x/conn/v3/gpio"
 )
@@ -20,7 +21,7 @@ type GPIORelayOpts struct {
 
 // Validate checks the options.
 func (o GPIORelayOpts) Validate() error {
-	if o.Pin == "" {
+	if strings.TrimSpace(o.Pin) == "" {
 		return fieldError("pin", "a gpio relay needs the pin it drives, e.g. pin: GPIO17")
 	}
 	return nil

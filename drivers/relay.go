@@ -23,7 +23,7 @@ type Relay interface {
 	Driver() string
 	// Set drives the relay and returns only once the device confirmed the
 	// new state (nil), or with the reason it could not (the state is then
-	// whatever the device last confirmed). The first Set after OpenRelay is
+	// whatever the device last confirmed). The first Set after opening is
 	// the first level the relay's output ever sees.
 	Set(ctx context.Context, on bool) error
 	// Close releases the relay's resources without changing its output.

@@ -40,7 +40,7 @@ type BoardRelayOpts struct {
 // Validate checks the options.
 func (o BoardRelayOpts) Validate() error {
 	var dev *FieldError
-	if o.Device == "" {
+	if strings.TrimSpace(o.Device) == "" {
 		dev = fieldError("device", "a serial-board relay needs the name of its board in devices, e.g. device: board")
 	}
 	return joinFields(dev, checkChannel(o.Channel))
@@ -56,7 +56,7 @@ type BoardSensorOpts struct {
 
 // Validate checks the options.
 func (o BoardSensorOpts) Validate() error {
-	if o.Device == "" {
+	if strings.TrimSpace(o.Device) == "" {
 		return fieldError("device", "a serial-board sensor needs the name of its board in devices, e.g. device: board")
 	}
 	return nil

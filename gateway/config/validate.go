@@ -434,6 +434,12 @@ func (p *parser) needChannel(item string, line int, example string) bool {
 	return true
 }
 
+// needFor is need for a field that the driver requires: what to write is
+// the driver's own word on the field left empty.
+func (p *parser) needFor(item, field, value string, line int, problems map[string]string) bool {
+	return p.need(item+"."+field, value, line, problems[field])
+}
+
 // rule reports the problem the driver's own check (its options' Validate,
 // as drivers.FieldProblems lists them) found with field of item, if the
 // field could be decoded. It reports whether the field can be used.
@@ -502,12 +508,13 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 		}
 		switch x.Driver {
 		case DriverGPIO:
-			if p.need(item+".pin", x.Pin, x.Line, "a gpio relay needs the pin it drives, e.g. pin: GPIO17") {
+			rules := drivers.FieldProblems(drivers.GPIORelayOpts{Name: x.Name, Pin: x.Pin, ActiveLow: x.ActiveLow}.Validate())
+			if p.needFor(item, "pin", x.Pin, x.Line, rules) {
 				p.usePin(item, x.Name, x.Pin, x.Line, r)
 			}
 		case DriverSerialBoard:
 			rules := drivers.FieldProblems(drivers.BoardRelayOpts{Name: x.Name, Device: x.Device, Channel: x.Channel}.Validate())
-			okDev := p.need(item+".device", x.Device, x.Line, "a serial-board relay needs the name of its board in devices, e.g. device: board") &&
+			okDev := p.needFor(item, "device", x.Device, x.Line, rules) &&
 				p.needDevice(item, "relay", DriverSerialBoard, x.Device, x.Line, c, devs)
 			if p.needChannel(item, x.Line, "channel: 1") && p.rule(item, "channel", x.Line, rules) && okDev {
 				p.useChannel(item, x.Name, fmt.Sprintf("device %q", x.Device), x.Channel, x.Line, r)
@@ -622,13 +629,13 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			}
 		case DriverGPIOInput:
 			rules := drivers.FieldProblems(drivers.GPIOInputOpts{Name: s.Name, Pin: s.Pin, Pull: s.Pull, Debounce: s.Debounce.Std()}.Validate())
-			if p.need(item+".pin", s.Pin, s.Line, "a gpio-input sensor needs the pin it reads, e.g. pin: GPIO27") {
+			if p.needFor(item, "pin", s.Pin, s.Line, rules) {
 				p.usePin(item, s.Name, s.Pin, s.Line, r)
 			}
 			p.rule(item, "pull", s.Line, rules)
 			p.rule(item, "debounce", s.Line, rules)
 		case DriverSerialBoard:
-			if p.need(item+".device", s.Device, s.Line, "a serial-board sensor needs the name of its board in devices, e.g. device: board") &&
+			if p.needFor(item, "device", s.Device, s.Line, drivers.FieldProblems(drivers.BoardSensorOpts{Name: s.Name, Device: s.Device}.Validate())) &&
 				p.needDevice(item, "sensor", DriverSerialBoard, s.Device, s.Line, c, devs) {
 				if o, dup := boards[s.Device]; dup {
 					p.fieldf(item+".device", s.Line, "board %q is already read by %s; one sensor entry reads all of a board's values", s.Device, o)
