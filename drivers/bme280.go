@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,18 +64,16 @@ type bme280 struct {
 
 // OpenBME280 opens a BME280 sensor without touching the chip.
 func OpenBME280(o BME280Opts, env Env) (Sensor, error) {
-	if err := o.Validate(); err != nil {
+	buses, err := env.buses(o, BME280Driver)
+	if err != nil {
 		return nil, err
-	}
-	if env.Buses == nil {
-		return nil, errors.New("bme280: no bus provider")
 	}
 	return &bme280{
 		name:     o.Name,
 		interval: o.Interval,
 		busName:  o.Bus,
 		addr:     uint16(o.Address),
-		buses:    env.Buses,
+		buses:    buses,
 	}, nil
 }
 

@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -73,14 +72,12 @@ type gpioInput struct {
 
 // OpenGPIOInput opens a gpio-input sensor; the pin is set up on first use.
 func OpenGPIOInput(o GPIOInputOpts, env Env) (Sensor, error) {
-	if err := o.Validate(); err != nil {
+	buses, err := env.buses(o, GPIOInputDriver)
+	if err != nil {
 		return nil, err
 	}
-	if env.Buses == nil {
-		return nil, errors.New("gpio-input: no bus provider")
-	}
 	pull, _ := parseInputPull(o.Pull)
-	pin, err := env.Buses.GPIOPin(o.Pin)
+	pin, err := buses.GPIOPin(o.Pin)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -38,13 +37,11 @@ type gpioRelay struct {
 // OpenGPIORelay opens a gpio relay; its output is not touched until the
 // first Set.
 func OpenGPIORelay(o GPIORelayOpts, env Env) (Relay, error) {
-	if err := o.Validate(); err != nil {
+	buses, err := env.buses(o, GPIORelayDriver)
+	if err != nil {
 		return nil, err
 	}
-	if env.Buses == nil {
-		return nil, errors.New("gpio: no bus provider")
-	}
-	pin, err := env.Buses.GPIOPin(o.Pin)
+	pin, err := buses.GPIOPin(o.Pin)
 	if err != nil {
 		return nil, err
 	}

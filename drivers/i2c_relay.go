@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -138,11 +137,8 @@ type i2cRelay struct {
 // of a chip to open sets the chip up: every output of the chip at the level
 // o.On and o.Bank give it, then the pins made outputs.
 func OpenI2CRelay(o I2CRelayOpts, env Env) (Relay, error) {
-	if err := o.Validate(); err != nil {
+	if _, err := env.buses(o, I2CRelayDriver); err != nil {
 		return nil, err
-	}
-	if env.Buses == nil {
-		return nil, errors.New("no bus provider")
 	}
 	if t := reflect.TypeOf(env.Buses); !t.Comparable() {
 		// It keys the shared banks; a map key of this type would panic.

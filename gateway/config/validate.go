@@ -420,18 +420,22 @@ func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config,
 	return true
 }
 
-// needChannel checks that a required channel is given (its value is the
-// driver's to check).
-func (p *parser) needChannel(item string, line int, example string) bool {
-	path := item + ".channel"
+// needGiven checks that the required field path is in the file (its value
+// is the driver's to check); missing says what to write.
+func (p *parser) needGiven(path string, line int, missing string) bool {
 	if !p.use(path) {
 		return false
 	}
 	if !p.present(path) {
-		p.fieldf(path, line, "missing; give the relay's channel on the board, numbered from 1 (%s)", example)
+		p.fieldf(path, line, "missing; %s", missing)
 		return false
 	}
 	return true
+}
+
+// needChannel checks that a required relay channel is given.
+func (p *parser) needChannel(item string, line int, example string) bool {
+	return p.needGiven(item+".channel", line, "give the relay's channel on the board, numbered from 1 ("+example+")")
 }
 
 // needFor is need for a field that the driver requires: what to write is
@@ -464,18 +468,9 @@ func (p *parser) useChannel(item, name, what string, ch, line int, r *resources)
 	r.channels[key] = owner{item, name, p.line(item+".channel", line)}
 }
 
-// needAddress checks that a required I2C address is given (its value is the
-// driver's to check).
+// needAddress checks that a required I2C address is given.
 func (p *parser) needAddress(item string, line int, example string) bool {
-	path := item + ".address"
-	if !p.use(path) {
-		return false
-	}
-	if !p.present(path) {
-		p.fieldf(path, line, "missing; give the chip's I2C address, e.g. %s", example)
-		return false
-	}
-	return true
+	return p.needGiven(item+".address", line, "give the chip's I2C address, e.g. "+example)
 }
 
 func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
