@@ -50,9 +50,8 @@ type Env struct {
 	// to open otherwise).
 	Sim bool
 	// Devices holds the serial devices that several relays and sensors
-	// share; the gateway creates
-	// it before opening relays and sensors and closes it after them.
-	// Serial drivers refuse to open without it.
+	// share; the gateway creates it before opening relays and sensors and
+	// closes it after them. Serial drivers refuse to open without it.
 	Devices *DevicePool
 	// DataDir keeps state that outlives a restart (empty: none): a serial
 	// board's sensors remember there what the board announced, so that they

@@ -54,7 +54,7 @@ const (
 
 // DeviceStatus is the health of one serial device.
 type DeviceStatus struct {
-	Name  string // the device's config name (or the port, for a usb-relay given by port:)
+	Name  string // the device's name (or the port, for a usb-relay given by port)
 	Port  string
 	State string // StateConnected, ...
 	OK    bool   // connected, and the last exchange with the device worked
@@ -77,7 +77,7 @@ type DevicePool struct {
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
 
-	configs map[string]SerialDevice
+	known map[string]SerialDevice // by name
 
 	mu      sync.Mutex
 	devices map[string]pooledDevice
@@ -106,9 +106,9 @@ func NewDevicePool(devices []SerialDevice, log *slog.Logger) *DevicePool {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &DevicePool{Logger: log, configs: map[string]SerialDevice{}, devices: map[string]pooledDevice{}}
+	p := &DevicePool{Logger: log, known: map[string]SerialDevice{}, devices: map[string]pooledDevice{}}
 	for _, d := range devices {
-		p.configs[d.Name] = d
+		p.known[d.Name] = d
 	}
 	return p
 }
@@ -136,7 +136,7 @@ func (p *DevicePool) maxBackoff() time.Duration {
 
 // device looks up the device name of the given driver.
 func (p *DevicePool) device(name, driver string) (SerialDevice, error) {
-	d, ok := p.configs[name]
+	d, ok := p.known[name]
 	if !ok {
 		return d, fmt.Errorf("no device named %q in devices; add it, e.g. - {name: %s, driver: %s, port: /dev/ttyACM0}", name, name, driver)
 	}
