@@ -49,6 +49,33 @@ func FieldProblems(err error) map[string]string {
 	return out
 }
 
+// validator is a driver's options.
+type validator interface{ Validate() error }
+
+// buses checks the options o of a driver over GPIO or I2C and returns the
+// bus provider of env, which such a driver needs.
+func (e Env) buses(o validator, driver string) (Buses, error) {
+	return e.Buses, checkOpen(o, e.Buses != nil, driver+": no bus provider")
+}
+
+// pool checks the options o of a serial driver and returns the device pool
+// of env, which the serial drivers need.
+func (e Env) pool(o validator, driver string) (*DevicePool, error) {
+	return e.Devices, checkOpen(o, e.Devices != nil, driver+" drivers need the gateway's device pool (drivers.Env.Devices)")
+}
+
+// checkOpen checks options o, then that env has what the driver needs
+// (have), else says what is missing.
+func checkOpen(o validator, have bool, missing string) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if !have {
+		return errors.New(missing)
+	}
+	return nil
+}
+
 // checkI2CAddress checks a 7-bit I2C device address (the reserved ones
 // excluded).
 func checkI2CAddress(addr int) *FieldError {

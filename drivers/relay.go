@@ -9,7 +9,6 @@ package drivers
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"periph.io/x/conn/v3/gpio"
@@ -57,18 +56,6 @@ type Env struct {
 	// board's sensors remember there what the board announced, so that they
 	// can start while the board is unplugged.
 	DataDir string
-}
-
-// buses checks the options o of a driver over GPIO or I2C and returns the
-// bus provider of env, which such a driver needs.
-func (e Env) buses(o interface{ Validate() error }, driver string) (Buses, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	if e.Buses == nil {
-		return nil, fmt.Errorf("%s: no bus provider", driver)
-	}
-	return e.Buses, nil
 }
 
 // Reporter is a Relay whose output can also change on the device itself: a

@@ -209,7 +209,7 @@ type board struct {
 
 // board checks the options o of a serial-board relay or sensor and returns
 // the board named device of env's pool.
-func (e Env) board(o interface{ Validate() error }, device string) (*board, error) {
+func (e Env) board(o validator, device string) (*board, error) {
 	pool, err := e.pool(o, SerialBoardDriver)
 	if err != nil {
 		return nil, err

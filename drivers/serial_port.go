@@ -254,18 +254,6 @@ func (d *serialDevice) statusWith(exchangeErr error) DeviceStatus {
 	return s
 }
 
-// pool checks the options o of a serial driver and returns the device pool
-// of env, which the serial drivers need.
-func (e Env) pool(o interface{ Validate() error }, driver string) (*DevicePool, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	if e.Devices == nil {
-		return nil, fmt.Errorf("%s drivers need the gateway's device pool (drivers.Env.Devices)", driver)
-	}
-	return e.Devices, nil
-}
-
 // serialChannel is what every relay channel of a pooled serial device has:
 // its name, its channel number, and its change callback on the device's
 // notifier.
