@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -117,13 +118,13 @@ type hub struct {
 	wg     sync.WaitGroup
 }
 
-func newHub(cfg *config.Config, env drivers.Env) (*hub, error) {
+func newHub(cfg *config.Config, env hardware.Env) (*hub, error) {
 	h := &hub{log: env.Logger, queue: cfg.Gateway.Limits.SubscriberQueue, byName: map[string]*sensorEntry{}}
 	if h.queue <= 0 {
 		h.queue = 1024
 	}
 	for _, sc := range cfg.Sensors {
-		drv, err := drivers.OpenSensor(sc, env)
+		drv, err := hardware.OpenSensor(sc, env)
 		if err != nil {
 			h.closeDrivers()
 			return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
@@ -138,8 +139,8 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
+	g.devices = hardware.NewDevicePool(opts.Config.Devices, opts.Buses, opts.Logger)
+	env := hardware.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
 	rs, err := relay.New(opts.Config, env, relay.Options{Initial: initial, Metrics: g.metrics, Watchdog: time.Duration(opts.Config.Gateway.Watchdog)})
 	if err != nil {
 		g.devices.Close()

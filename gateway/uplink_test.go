@@ -19,6 +19,7 @@ import (
 
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -59,7 +60,7 @@ upstream: {url: %q, token_file: %q%s}
 	}
 	hw := firmwaresim.NewHardware(nil)
 	t.Cleanup(func() { hw.Close() })
-	if err := hw.Populate(cfg); err != nil {
+	if err := hardware.Simulate(hw, cfg); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuf{}

@@ -29,6 +29,7 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -199,12 +200,12 @@ func serve(args []string, stderr io.Writer) int {
 		defer journal.Close()
 		hw := firmwaresim.NewHardware(journal)
 		defer hw.Close()
-		if err := hw.Populate(cfg); err != nil {
+		if err := hardware.Simulate(hw, cfg); err != nil {
 			fmt.Fprintln(stderr, "edgegate:", err)
 			return 1
 		}
 		if f.configFile == "" {
-			hw.RunDemo(cfg) // the demo's door contact opens and closes by itself
+			hardware.RunDemo(hw, cfg) // the demo's door contact opens and closes by itself
 		}
 		opts.Buses = hw
 		opts.Sim = firmwaresim.Handler(hw)

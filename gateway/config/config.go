@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 )
 
@@ -104,39 +105,30 @@ type APIKey struct {
 // token signer's floor.
 const MinSecretBytes = auth.MinSecretBytes
 
-// Relay drivers.
+// Relay drivers: the names the drivers declare.
 const (
-	DriverGPIO        = "gpio"
-	DriverSerialBoard = "serial-board"
-	DriverUSBRelay    = "usb-relay"
-	DriverI2CRelay    = "i2c-relay"
+	DriverGPIO        = drivers.GPIORelayDriver
+	DriverSerialBoard = drivers.SerialBoardDriver
+	DriverUSBRelay    = drivers.USBRelayDriver
+	DriverI2CRelay    = drivers.I2CRelayDriver
 )
 
 // Sensor drivers (besides DriverSerialBoard).
 const (
-	DriverBME280    = "bme280"
-	DriverGPIOInput = "gpio-input"
-	DriverSimWave   = "sim-wave"
+	DriverBME280    = drivers.BME280Driver
+	DriverGPIOInput = drivers.GPIOInputDriver
+	DriverSimWave   = drivers.SimWaveDriver
 )
 
-// I2C relay chips, and how many channels each has (numbered from 1).
+// I2C relay chips (the i2c-relay driver's).
 const (
-	ChipPCF8574  = "pcf8574"
-	ChipMCP23017 = "mcp23017"
+	ChipPCF8574  = drivers.ChipPCF8574
+	ChipMCP23017 = drivers.ChipMCP23017
 )
 
 // ChipChannels is the number of relay channels of an i2c-relay chip (0 for
-// an unknown chip). Channels are numbered from 1: channel 1 is P0 of a
-// pcf8574, GPA0 of a mcp23017; channel 9 of a mcp23017 is GPB0.
-func ChipChannels(chip string) int {
-	switch chip {
-	case ChipPCF8574:
-		return 8
-	case ChipMCP23017:
-		return 16
-	}
-	return 0
-}
+// an unknown chip): drivers.ChipChannels.
+func ChipChannels(chip string) int { return drivers.ChipChannels(chip) }
 
 // Relay is one entry of relays. Which fields apply depends on Driver:
 //
@@ -218,11 +210,11 @@ const (
 	// DefaultSampleBatch is gateway.sample_batch when not set: streams up
 	// to 200 samples/s per subscriber are written sample by sample.
 	DefaultSampleBatch = 5 * time.Millisecond
-	DefaultBaud        = 115200
+	DefaultBaud        = drivers.SerialBoardBaud
 	// USBRelayChannels is the most channels an LCUS-type USB relay module has.
-	USBRelayChannels = 8
+	USBRelayChannels = drivers.USBRelayChannels
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
-	DefaultUSBRelayBaud = 9600
+	DefaultUSBRelayBaud = drivers.USBRelayBaud
 	defaultMaxPulse     = Duration(60 * time.Second)
 	defaultInterval     = Duration(time.Second)
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -26,7 +26,7 @@ func BenchmarkRelayRequest(b *testing.B) {
 	defer hw.Close()
 	cfg := &config.Config{Relays: []config.Relay{{Name: "pump", Driver: "gpio", Pin: "GPIO17", MaxPulse: config.Duration(time.Minute)}}}
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rs, err := New(cfg, drivers.Env{Buses: hw, Logger: log}, Options{Metrics: newCountingMetrics()})
+	rs, err := New(cfg, hardware.Env{Buses: hw, Logger: log}, Options{Metrics: newCountingMetrics()})
 	if err != nil {
 		b.Fatal(err)
 	}

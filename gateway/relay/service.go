@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -133,7 +134,7 @@ type Service struct {
 // are set from cfg and opts.Initial (so that a driver whose channels share
 // a chip first writes each one's initial level). Nothing is driven before
 // Start.
-func New(cfg *config.Config, env drivers.Env, opts Options) (*Service, error) {
+func New(cfg *config.Config, env hardware.Env, opts Options) (*Service, error) {
 	s := &Service{log: env.Logger, byName: map[string]*entry{}, subs: map[Subscriber]struct{}{},
 		initial: opts.Initial, metrics: opts.Metrics, dogTime: opts.Watchdog}
 	if s.log == nil {
@@ -142,7 +143,7 @@ func New(cfg *config.Config, env drivers.Env, opts Options) (*Service, error) {
 	env.Relays, env.Initial = cfg.Relays, s.initial.On
 	groups := map[string][]*entry{}
 	for _, rc := range cfg.Relays {
-		drv, err := drivers.OpenRelay(rc, env)
+		drv, err := hardware.OpenRelay(rc, env)
 		if err != nil {
 			s.closeDrivers()
 			return nil, err

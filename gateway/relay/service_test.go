@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 	"periph.io/x/conn/v3/gpio"
 )
@@ -45,7 +45,7 @@ func newTestServiceWith(t *testing.T, opts Options, relays ...config.Relay) (*Se
 	}
 	hw := firmwaresim.NewHardware(nil)
 	sim := hw.GPIO
-	s, err := New(&config.Config{Relays: relays}, drivers.Env{Buses: hw, Logger: discardLog()}, opts)
+	s, err := New(&config.Config{Relays: relays}, hardware.Env{Buses: hw, Logger: discardLog()}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/fileutil"
+	"github.com/edgegate/edgegate/internal/fileutil"
 )
 
 // Fsync is when appended records are forced to stable storage.
