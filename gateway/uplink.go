@@ -124,6 +124,9 @@ func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
+	if up.Insecure && pu.Scheme == "ws" {
+		log.Warn("upstream.insecure: the uplink's token and relay commands travel unencrypted; anyone on the network path can read them or pose as the backend", "url", shownURL(pu))
+	}
 	sp, err := spool.Open(spool.Options{
 		Dir: filepath.Join(dataDir, spoolDir), MaxBytes: int64(up.BufferMaxBytes), Fsync: policy,
 		Logger: log.With("component", "uplink"),

@@ -202,6 +202,9 @@ type Upstream struct {
 	TokenFile      string   `yaml:"token_file"`       // not read by Parse
 	BufferMaxBytes ByteSize `yaml:"buffer_max_bytes"` // default 64MiB
 	Fsync          string   `yaml:"fsync"`            // always | batch (default) | never
+	// Insecure allows a ws:// URL to a host other than this machine (the
+	// token and relay commands then travel unencrypted); logged at start.
+	Insecure bool `yaml:"insecure"`
 }
 
 // Defaults.

@@ -313,8 +313,13 @@ func (p *parser) checkAuth(a *Auth) {
 			}
 		}
 		if p.need(item+".key", k.Key, k.Line, "give the key clients present (a long random string)") {
-			if len(k.Key) < MinSecretBytes {
+			switch {
+			case strings.Contains(strings.ToUpper(k.Key), "CHANGE-ME"):
+				p.errorf(p.line(item+".key", k.Line), item+".key", "still the example's placeholder; replace it with a long random string, e.g. the output of: openssl rand -hex 24 (scripts/install.sh does it for a new config)")
+			case len(k.Key) < MinSecretBytes:
 				p.errorf(p.line(item+".key", k.Line), item+".key", "too short (%d characters) to be safe against guessing; use at least %d, e.g. the output of: head -c 24 /dev/urandom | base64", len(k.Key), MinSecretBytes)
+			case strings.Count(k.Key, k.Key[:1]) == len(k.Key):
+				p.errorf(p.line(item+".key", k.Line), item+".key", "one character repeated is guessed at once; use a long random string, e.g. the output of: openssl rand -hex 24")
 			}
 			if o, dup := keys[k.Key]; dup {
 				p.fieldf(item+".key", k.Line, "the same key as %s; every key must be different", o)
@@ -645,6 +650,16 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 	}
 }
 
+// isLoopbackHost reports whether host names this machine: localhost or a
+// loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (p *parser) checkUpstream(u *Upstream) {
 	ul := p.line("upstream", 1)
 	if p.need("upstream.url", u.URL, ul, "give the backend's WebSocket URL, e.g. url: wss://backend.example/ingest") {
@@ -656,6 +671,8 @@ func (p *parser) checkUpstream(u *Upstream) {
 			p.fieldf("upstream.url", ul, "want a ws:// or wss:// URL such as wss://backend.example/ingest, got scheme %q", pu.Scheme)
 		case pu.Host == "" || pu.Hostname() == "":
 			p.fieldf("upstream.url", ul, "the URL has no host; want one such as wss://backend.example/ingest")
+		case pu.Scheme == "ws" && !isLoopbackHost(pu.Hostname()) && !u.Insecure:
+			p.fieldf("upstream.url", ul, "ws:// to %s would send the uplink's token and every relay command unencrypted, and anyone on the way could pose as the backend; use wss://, or set upstream.insecure: true on a network you trust", pu.Hostname())
 		}
 	}
 	if p.present("upstream.token") && p.present("upstream.token_file") {
