@@ -509,19 +509,19 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 		}
 		switch x.Driver {
 		case DriverGPIO:
-			rules := drivers.FieldProblems(drivers.GPIORelayOpts{Name: x.Name, Pin: x.Pin, ActiveLow: x.ActiveLow}.Validate())
+			rules := drivers.FieldProblems(x.GPIOOpts().Validate())
 			if p.needFor(item, "pin", x.Pin, x.Line, rules) {
 				p.usePin(item, x.Name, x.Pin, x.Line, r)
 			}
 		case DriverSerialBoard:
-			rules := drivers.FieldProblems(drivers.BoardRelayOpts{Name: x.Name, Device: x.Device, Channel: x.Channel}.Validate())
+			rules := drivers.FieldProblems(x.BoardOpts().Validate())
 			okDev := p.needFor(item, "device", x.Device, x.Line, rules) &&
 				p.needDevice(item, "relay", DriverSerialBoard, x.Device, x.Line, c, devs)
 			if p.needChannel(item, x.Line, "channel: 1") && p.rule(item, "channel", x.Line, rules) && okDev {
 				p.useChannel(item, x.Name, fmt.Sprintf("device %q", x.Device), x.Channel, x.Line, r)
 			}
 		case DriverUSBRelay:
-			rules := drivers.FieldProblems(drivers.USBRelayOpts{Name: x.Name, Port: x.Port, Device: x.Device, Channel: x.Channel}.Validate())
+			rules := drivers.FieldProblems(x.USBOpts().Validate())
 			port := ""
 			switch {
 			case p.present(item+".port") && p.present(item+".device"):
@@ -544,7 +544,7 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 				p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
 			}
 		case DriverI2CRelay:
-			rules := drivers.FieldProblems(drivers.I2CRelayOpts{Name: x.Name, Bus: x.Bus, Address: x.Address, Chip: x.Chip, Channel: x.Channel}.Validate())
+			rules := drivers.FieldProblems(x.I2COpts().Validate())
 			okBus := p.need(item+".bus", x.Bus, x.Line, "an i2c-relay relay needs its I2C bus, e.g. bus: /dev/i2c-1")
 			okAddr := p.needAddress(item, x.Line, "address: 0x20") && p.rule(item, "address", x.Line, rules)
 			okChip := p.need(item+".chip", x.Chip, x.Line, "use one of: pcf8574, mcp23017") && p.rule(item, "chip", x.Line, rules)
@@ -617,7 +617,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 		}
 		switch s.Driver {
 		case DriverBME280:
-			rules := drivers.FieldProblems(drivers.BME280Opts{Name: s.Name, Bus: s.Bus, Address: s.Address}.Validate())
+			rules := drivers.FieldProblems(s.BME280Opts().Validate())
 			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
 			okAddr := p.needAddress(item, s.Line, "address: 0x76") && p.rule(item, "address", s.Line, rules)
 			if okBus && okAddr {
@@ -629,14 +629,14 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 				}
 			}
 		case DriverGPIOInput:
-			rules := drivers.FieldProblems(drivers.GPIOInputOpts{Name: s.Name, Pin: s.Pin, Pull: s.Pull, Debounce: s.Debounce.Std()}.Validate())
+			rules := drivers.FieldProblems(s.GPIOInputOpts().Validate())
 			if p.needFor(item, "pin", s.Pin, s.Line, rules) {
 				p.usePin(item, s.Name, s.Pin, s.Line, r)
 			}
 			p.rule(item, "pull", s.Line, rules)
 			p.rule(item, "debounce", s.Line, rules)
 		case DriverSerialBoard:
-			if p.needFor(item, "device", s.Device, s.Line, drivers.FieldProblems(drivers.BoardSensorOpts{Name: s.Name, Device: s.Device}.Validate())) &&
+			if p.needFor(item, "device", s.Device, s.Line, drivers.FieldProblems(s.BoardOpts().Validate())) &&
 				p.needDevice(item, "sensor", DriverSerialBoard, s.Device, s.Line, c, devs) {
 				if o, dup := boards[s.Device]; dup {
 					p.fieldf(item+".device", s.Line, "board %q is already read by %s; one sensor entry reads all of a board's values", s.Device, o)
@@ -645,7 +645,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 				}
 			}
 		case DriverSimWave:
-			p.rule(item, "period", s.Line, drivers.FieldProblems(drivers.SimWaveOpts{Name: s.Name, Period: s.Period.Std()}.Validate()))
+			p.rule(item, "period", s.Line, drivers.FieldProblems(s.SimWaveOpts().Validate()))
 		}
 	}
 }

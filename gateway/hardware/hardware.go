@@ -127,13 +127,14 @@ func serialPath(buses drivers.Buses, port string) string {
 }
 
 func openGPIORelay(rc config.Relay, env Env) (drivers.Relay, error) {
-	return drivers.OpenGPIORelay(drivers.GPIORelayOpts{Name: rc.Name, Pin: rc.Pin, ActiveLow: rc.ActiveLow}, env.drivers())
+	return drivers.OpenGPIORelay(rc.GPIOOpts(), env.drivers())
 }
 
 // i2cRelayOpts are rc's options, with every other relay of its chip in the
 // bank, each at its initial state.
 func i2cRelayOpts(rc config.Relay, relays []config.Relay, initial func(config.Relay) bool) drivers.I2CRelayOpts {
-	o := drivers.I2CRelayOpts{Name: rc.Name, Bus: rc.Bus, Address: rc.Address, Chip: rc.Chip, Channel: rc.Channel, ActiveLow: rc.ActiveLow, On: initial(rc)}
+	o := rc.I2COpts()
+	o.On = initial(rc)
 	bus := i2cbus.Key(rc.Bus)
 	for _, r := range relays {
 		if r.Driver == config.DriverI2CRelay && r.Name != rc.Name && i2cbus.Key(r.Bus) == bus && r.Address == rc.Address {
@@ -148,30 +149,27 @@ func openI2CRelay(rc config.Relay, env Env) (drivers.Relay, error) {
 }
 
 func openBoardRelay(rc config.Relay, env Env) (drivers.Relay, error) {
-	return drivers.OpenBoardRelay(drivers.BoardRelayOpts{Name: rc.Name, Device: rc.Device, Channel: rc.Channel}, env.drivers())
+	return drivers.OpenBoardRelay(rc.BoardOpts(), env.drivers())
 }
 
 func openUSBRelay(rc config.Relay, env Env) (drivers.Relay, error) {
-	o := drivers.USBRelayOpts{Name: rc.Name, Port: serialPath(env.Buses, rc.Port), Device: rc.Device, Channel: rc.Channel}
+	o := rc.USBOpts()
+	o.Port = serialPath(env.Buses, o.Port)
 	return drivers.OpenUSBRelay(o, env.drivers())
 }
 
 func openBME280(sc config.Sensor, env Env) (drivers.Sensor, error) {
-	o := drivers.BME280Opts{Name: sc.Name, Bus: sc.Bus, Address: sc.Address, Interval: sc.Interval.Std()}
-	return drivers.OpenBME280(o, env.drivers())
+	return drivers.OpenBME280(sc.BME280Opts(), env.drivers())
 }
 
 func openGPIOInput(sc config.Sensor, env Env) (drivers.Sensor, error) {
-	o := drivers.GPIOInputOpts{Name: sc.Name, Pin: sc.Pin, Pull: sc.Pull, Debounce: sc.Debounce.Std(), Interval: sc.Interval.Std()}
-	return drivers.OpenGPIOInput(o, env.drivers())
+	return drivers.OpenGPIOInput(sc.GPIOInputOpts(), env.drivers())
 }
 
 func openBoardSensor(sc config.Sensor, env Env) (drivers.Sensor, error) {
-	o := drivers.BoardSensorOpts{Name: sc.Name, Device: sc.Device, Interval: sc.Interval.Std()}
-	return drivers.OpenBoardSensor(o, env.drivers())
+	return drivers.OpenBoardSensor(sc.BoardOpts(), env.drivers())
 }
 
 func openSimWave(sc config.Sensor, env Env) (drivers.Sensor, error) {
-	o := drivers.SimWaveOpts{Name: sc.Name, Interval: sc.Interval.Std(), Period: sc.Period.Std()}
-	return drivers.OpenSimWave(o, env.drivers())
+	return drivers.OpenSimWave(sc.SimWaveOpts(), env.drivers())
 }
