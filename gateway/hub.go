@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"github.com/edgegate/edgegate/gateway/internal/stack"
 	"log/slog"
 	"math"
 	"path"
@@ -396,7 +397,7 @@ type deliverHelper struct {
 
 func (hp *deliverHelper) run(wg *sync.WaitGroup) {
 	defer wg.Done()
-	growStack(0)
+	stack.Grow(0)
 	deliverPart(hp.os, hp.until)
 	clear(hp.os)
 	hp.busy.Store(false)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"github.com/edgegate/edgegate/gateway/internal/stack"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -405,7 +406,7 @@ func (w *writer) ping() {
 // window, a stream faster than the window keeps its flusher: it writes
 // once per window and returns after a window that brought nothing.
 func (w *writer) run() {
-	growStack(0)
+	stack.Grow(0)
 	for {
 		w.wait()
 		if !w.step() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgegate/edgegate/gateway/internal/stack"
 	"log/slog"
 	"net"
 	"time"
@@ -67,7 +68,7 @@ func (g *Gateway) startSession(c *wsconn.Conn, p *peer, o *outbox, handle func(p
 	w.startPings()
 	r.done = make(chan bool, 1)
 	r.burst = func() {
-		growStack(0)
+		stack.Grow(0)
 		r.done <- r.read(quietAfter)
 	}
 	return r
