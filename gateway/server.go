@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -59,19 +59,17 @@ type Gateway struct {
 	log     *slog.Logger
 	started time.Time
 	relays  *relayService
-	hub     *hub
+	hub     *sensor.Hub
 	devices *drivers.DevicePool // serial devices shared by relays and sensors
-	// sensorInfos is the sensor catalog, fixed for the process's life.
-	sensorInfos []protocol.SensorInfo
-	mux         *http.ServeMux
-	srv         *http.Server
-	dog         *watchdog
-	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
-	gate        *connGate
-	metrics     *gatewayMetrics
-	streams     *fastStreams // sample streams written once per batch window
-	signin      *signIn      // nil: auth disabled
-	tls         *tls.Config  // nil: plain http:// and ws://
+	mux     *http.ServeMux
+	srv     *http.Server
+	dog     *watchdog
+	auth    *auth.Authenticator // nil: auth disabled, everyone is an operator
+	gate    *connGate
+	metrics *gatewayMetrics
+	writers *wsconn.WriterConfig // what the connections' writers share
+	signin  *signIn              // nil: auth disabled
+	tls     *tls.Config          // nil: plain http:// and ws://
 
 	uplink     *uplink          // nil: no upstream
 	relayStore *relayStateStore // nil: no relay with initial: restore
@@ -102,7 +100,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
-		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(), streams: newFastStreams(runtime.GOMAXPROCS(0)),
+		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
 		services: map[string]service{
 			protocol.RelayControlV1: startRelaySession,
 			protocol.SensorStreamV1: startSensorSession,
@@ -155,38 +153,35 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.relays = rs
 	rs.watchDevices()
-	h, err := newHub(opts.Config, env)
-	if h != nil {
-		h.metrics = g.metrics
-	}
+	g.writers = newWriterConfig(opts.Config, g.metrics)
+	h, err := sensor.New(opts.Config, env, sensorMetrics{g.metrics})
 	if err != nil {
 		rs.Shutdown(context.Background())
 		g.devices.Close()
 		return nil, err
 	}
 	g.hub = h
-	g.sensorInfos = h.infos()
 	if up := opts.Config.Upstream; up != nil {
 		u, err := newUplink(g, opts.DataDir, up, opts.Logger)
 		if err != nil {
-			h.stop()
+			h.Stop()
 			rs.Shutdown(context.Background())
 			g.devices.Close()
 			return nil, err
 		}
 		g.uplink = u
-		h.startSeqAfter(u.spool.LastSeq()) // seq continues across restarts
-		h.tap = u.tap
+		h.StartSeqAfter(u.spool.LastSeq()) // seq continues across restarts
+		u.subscribe(h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rs.start(ctx, initial)
-	h.start()
+	h.Start()
 	if usesRestore(opts.Config) {
 		g.relayStore = startRelayStateStore(opts.DataDir, opts.Config, rs, saved, opts.Logger)
 	}
 	if g.uplink != nil {
-		g.uplink.start(g.sensorInfos)
+		g.uplink.start()
 	}
 	if d := time.Duration(opts.Config.Gateway.Watchdog); d > 0 {
 		g.dog = newWatchdog(d, func() {
@@ -277,7 +272,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.dog != nil {
 		g.dog.stop()
 	}
-	g.hub.stop()
+	g.hub.Stop()
 	if g.relayStore != nil {
 		g.relayStore.close() // the failsafe states are not saved for restore
 	}
@@ -524,7 +519,10 @@ func (g *Gateway) connections() map[string]int {
 // deviceHealth is every relay, sensor device and serial device, with its
 // state.
 func (g *Gateway) deviceHealth() []deviceHealth {
-	devices := g.hub.health(g.relays.health(nil))
+	devices := g.relays.health(nil)
+	g.hub.Devices(func(name, lastErr string) {
+		devices = append(devices, deviceHealth{Name: name, OK: lastErr == "", Error: lastErr})
+	})
 	for _, d := range g.devices.Status() {
 		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/spool"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
@@ -87,13 +88,13 @@ type UplinkMetrics struct {
 // and sensor errors while connected, and carries out relay requests from
 // the backend with source uplink.
 type uplink struct {
-	g       *Gateway
-	log     *slog.Logger
-	url     string
-	shown   string // url with any password redacted, for logs and health
-	up      *config.Upstream
-	spool   *spool.Spool
-	catalog []protocol.SensorInfo
+	g     *Gateway
+	log   *slog.Logger
+	url   string
+	shown string // url with any password redacted, for logs and health
+	up    *config.Upstream
+	spool *spool.Spool
+	sub   sensor.Subscription // of every sensor: the hub's samples and errors
 
 	cur atomic.Pointer[uplinkSession] // the live session, if any
 
@@ -140,22 +141,33 @@ func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger
 	return u, nil
 }
 
-// tap is the hub's hook, called under the hub's lock for every sample
-// (seq > 0) and sensor_error (seq 0). It never blocks: samples go to the
-// buffer's memory queue, errors to the live session's queue, if any.
-func (u *uplink) tap(seq uint64, msg []byte) {
-	if seq > 0 {
-		u.spool.Add(seq, msg)
-		return
-	}
-	if s := u.cur.Load(); s != nil {
-		s.push(msg, true)
-	}
+// subscribe makes the uplink a subscriber of every sensor of h, before
+// h starts.
+func (u *uplink) subscribe(h *sensor.Hub) {
+	u.sub.Subscriber = u
+	all, _ := h.Match([]string{"*"})
+	h.Subscribe(&u.sub, all, sensor.Options{})
 }
 
+// Queue is the hub's hand-off of every sample and sensor_error, called
+// under the hub's lock and in seq order. It never blocks: samples go to
+// the buffer's memory queue, errors to the live session's queue, if any.
+func (u *uplink) Queue(smp *sensor.Sample, _ bool) bool {
+	if !smp.IsError() {
+		u.spool.Add(smp.Seq(), smp.Text())
+	} else if s := u.cur.Load(); s != nil {
+		s.push(smp.Text(), true)
+	}
+	smp.Release()
+	return false
+}
+
+// Deliver and Purge are never called: Queue keeps nothing.
+func (u *uplink) Deliver(bool)                      {}
+func (u *uplink) Purge(func(s *sensor.Sample) bool) {}
+
 // start runs the connect loop until stop.
-func (u *uplink) start(catalog []protocol.SensorInfo) {
-	u.catalog = catalog
+func (u *uplink) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	u.cancel = cancel
 	u.done = make(chan struct{})
@@ -537,11 +549,12 @@ func (u *uplink) appendHello(b []byte, relays []protocol.RelayInfo) []byte {
 		b = protocol.AppendRelay(b, &relays[i])
 	}
 	b = append(b, `],"sensors":[`...)
-	for i := range u.catalog {
+	catalog := u.g.hub.Catalog()
+	for i := range catalog {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = protocol.AppendSensor(b, &u.catalog[i])
+		b = protocol.AppendSensor(b, &catalog[i])
 	}
 	return append(b, "]}"...)
 }

@@ -61,18 +61,18 @@ type WriterConfig struct {
 	Drops   interface{ Inc() } // counts every dropped sample; nil: not counted
 }
 
-// WriterHooks are a connection's own callbacks.
-type WriterHooks struct {
-	Sent   func(op ws.OpCode, data []byte) // each message written; nil: none
-	Failed func(error)                     // once, on the first write error; nil: none
+// WriterEvents is told what a connection's writer does.
+type WriterEvents interface {
+	Sent(op ws.OpCode, data []byte) // a message was written
+	Failed(err error)               // a write failed (once): the connection is ending
 }
 
-// Writer is a connection's one writer; see the top of this file. Make one
-// with NewWriter; pushes before Start only queue.
+// Writer is a connection's one writer; see the top of this file. The zero
+// value is ready for pushes, which only queue until Start.
 type Writer struct {
-	cfg   *WriterConfig
-	c     *Conn // nil until Start
-	hooks WriterHooks
+	cfg *WriterConfig // nil until Start
+	c   *Conn         // nil until Start
+	ev  WriterEvents  // nil: none
 
 	mu      sync.Mutex
 	ctrl    []control
@@ -133,15 +133,12 @@ type queued struct {
 	binary bool
 }
 
-// NewWriter makes a writer over the shared cfg; nothing is written before
-// Start.
-func NewWriter(cfg *WriterConfig) *Writer { return &Writer{cfg: cfg} }
-
-// Start attaches the connection, writes what was queued before (a hello)
-// and arms the heartbeat.
-func (w *Writer) Start(c *Conn, hooks WriterHooks) {
+// Start attaches the connection and the configuration the server's
+// writers share, writes what was queued before (a hello) and arms the
+// heartbeat. ev, when not nil, is told what the writer does.
+func (w *Writer) Start(c *Conn, cfg *WriterConfig, ev WriterEvents) {
 	w.mu.Lock()
-	w.c, w.hooks = c, hooks
+	w.c, w.cfg, w.ev = c, cfg, ev
 	start := w.pendingLocked() && w.claimLocked()
 	if w.cfg.Heartbeat > 0 {
 		w.pinger = time.AfterFunc(w.cfg.Heartbeat, w.ping)
@@ -161,7 +158,9 @@ func (w *Writer) Stop() {
 	w.endHoldLocked()
 	w.mu.Unlock()
 	w.flushers.Wait()
-	w.setFast(false)
+	if w.cfg != nil {
+		w.setFast(false)
+	}
 	if w.pinger != nil {
 		w.pinger.Stop()
 	}
@@ -354,7 +353,7 @@ func (w *Writer) pushSampleLocked(s Sample, binary bool) {
 		w.head = (w.head + 1) % len(w.ring)
 		w.n--
 		w.dropped++
-		if w.cfg.Drops != nil {
+		if w.cfg != nil && w.cfg.Drops != nil { // (nil: not started yet)
 			w.cfg.Drops.Inc()
 		}
 		old.s.Release()
@@ -495,8 +494,8 @@ func (w *Writer) fail(err error) {
 	default:
 		w.c.CloseNow()
 	}
-	if w.hooks.Failed != nil {
-		w.hooks.Failed(err)
+	if w.ev != nil {
+		w.ev.Failed(err)
 	}
 }
 
@@ -625,9 +624,9 @@ func (w *Writer) collect() error {
 // gives back what they were made of.
 func (w *Writer) finish(err error) {
 	msgs := w.msgs
-	if err == nil && w.hooks.Sent != nil {
+	if err == nil && w.ev != nil {
 		for _, m := range msgs {
-			w.hooks.Sent(m.Op, m.Data)
+			w.ev.Sent(m.Op, m.Data)
 		}
 	}
 	clear(msgs)

@@ -40,7 +40,7 @@ func TestFastStreamsWindow(t *testing.T) {
 func TestFastStreamByTimestamps(t *testing.T) {
 	streams := NewFastStreams(1)
 	cfg := &WriterConfig{Batch: 5 * time.Millisecond, Streams: streams}
-	w := NewWriter(cfg)
+	w := &Writer{cfg: cfg}
 	t0 := time.Unix(1_800_000_000, 0)
 	ts := t0
 	flush := func(n int, gap time.Duration) bool {
@@ -76,7 +76,7 @@ func TestFastStreamByTimestamps(t *testing.T) {
 		}
 	}
 	// A subscriber's first flush decides from the gaps between its samples.
-	w2 := NewWriter(cfg)
+	w2 := &Writer{cfg: cfg}
 	w2.samples = append(w2.samples[:0], w.samples[:2]...)
 	w.setFast(false)
 	w2.samples[0].s.(*testSample).ts, w2.samples[1].s.(*testSample).ts = t0.UnixNano(), t0.Add(time.Millisecond).UnixNano()
@@ -92,7 +92,7 @@ func TestFastStreamByTimestamps(t *testing.T) {
 // window that held it back.
 func TestLateStreamCountsAsFast(t *testing.T) {
 	streams := NewFastStreams(1)
-	w := NewWriter(&WriterConfig{Batch: 5 * time.Millisecond, Streams: streams})
+	w := &Writer{cfg: &WriterConfig{Batch: 5 * time.Millisecond, Streams: streams}}
 	ms := int64(time.Millisecond)
 	ts := int64(1_800_000_000) * int64(time.Second)
 	// flush classifies a flush of the next 100 Hz sample, written late

@@ -49,10 +49,12 @@ func testWriter(conn net.Conn, cfg WriterConfig, limit int) *Writer {
 	if cfg.Dropped == nil {
 		cfg.Dropped = func(b []byte, n uint64) []byte { return fmt.Appendf(b, `{"event":"dropped","count":%d}`, n) } // as protocol.AppendDropped
 	}
-	w := NewWriter(&cfg)
+	w := &Writer{}
 	w.SetQueueLimit(limit)
 	if conn != nil {
-		w.Start(New(conn, nil, Config{WriteTimeout: 10 * time.Second}), WriterHooks{})
+		w.Start(New(conn, nil, Config{WriteTimeout: 10 * time.Second}), &cfg, nil)
+	} else {
+		w.cfg = &cfg // as Start leaves it
 	}
 	return w
 }
@@ -77,7 +79,9 @@ func (w *Writer) drain() (ctrl int, samples []queued, dropped uint64) {
 // frame as before, all in one write.
 func TestFlushCoalescesIntoOneWrite(t *testing.T) {
 	nc := &wstest.RecordConn{}
+	ev := &events{}
 	w := testWriter(nil, WriterConfig{}, 8)
+	w.ev = ev
 	for _, m := range []string{`{"id":1}`, `{"event":"state","n":1}`, `{"event":"state","n":2}`} {
 		w.PushControl([]byte(m), nil)
 	}
@@ -93,8 +97,8 @@ func TestFlushCoalescesIntoOneWrite(t *testing.T) {
 	if err := w.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if nc.Count() != 1 {
-		t.Fatalf("flush took %d writes, want 1", nc.Count())
+	if nc.Count() != 1 || ev.sent != 8 {
+		t.Fatalf("flush took %d writes, told of %d messages; want 1 and 8", nc.Count(), ev.sent)
 	}
 	want := []struct {
 		op  ws.OpCode
@@ -148,14 +152,23 @@ func TestControlFramesReleasedOnce(t *testing.T) {
 	if w.PushControl([]byte("y"), rel) || released.Load() != 1 {
 		t.Fatalf("a frame past the queue's bound: released %d times", released.Load())
 	}
-	var failed error
-	w.Start(New(&wstest.RecordConn{}, nil, Config{}), WriterHooks{Failed: func(err error) { failed = err }})
+	ev := &events{}
+	w.Start(New(&wstest.RecordConn{}, nil, Config{}), w.cfg, ev)
 	wstest.WaitFor(t, "the writer to fail", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.stopped })
 	w.Stop()
-	if failed != ErrTooSlow {
-		t.Fatalf("failed with %v, want ErrTooSlow", failed)
+	if ev.failed != ErrTooSlow || ev.sent != 0 {
+		t.Fatalf("failed with %v after %d messages, want ErrTooSlow before any", ev.failed, ev.sent)
 	}
 }
+
+// events records what a writer tells.
+type events struct {
+	sent   int
+	failed error
+}
+
+func (e *events) Sent(ws.OpCode, []byte) { e.sent++ }
+func (e *events) Failed(err error)       { e.failed = err }
 
 type releaseFunc func()
 
@@ -297,7 +310,7 @@ func TestFastStreamCounted(t *testing.T) {
 		s.ts = now.Add(time.Duration(i) * time.Millisecond).UnixNano()
 		w.QueueSample(s, true)
 	}
-	w.Start(New(nc, nil, Config{}), WriterHooks{})
+	w.Start(New(nc, nil, Config{}), w.cfg, nil)
 	wstest.WaitFor(t, "three samples in one write", func() bool { return nc.Count() == 1 })
 	wstest.WaitFor(t, "the stream counted fast", func() bool { return streams.n.Load() == 1000 })
 	w.mu.Lock()
