@@ -165,7 +165,7 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, d := range g.deviceHealth() {
 		metrics.WriteGaugeUint64(w, fmt.Sprintf(`edgegate_device_up{device=%q}`, d.Name), boolGauge(d.OK))
 	}
-	// The sample batch window under load (fastStreams): how many
+	// The sample batch window under load (wsconn.FastStreams): how many
 	// subscriber streams it holds back, and for how long now.
 	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(g.writers.Streams.Count()))
 	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.writers.Streams.Window(g.writers.Batch).Seconds())
