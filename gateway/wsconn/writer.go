@@ -245,13 +245,13 @@ func release(m control) {
 // it to a flusher.
 func (w *Writer) QueueSample(s Sample, binary bool) bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.pushSampleLocked(s, binary)
-	if !w.claimLocked() {
-		return false
+	claimed := w.claimLocked()
+	if claimed {
+		w.direct = due(w.cfg.Batch, s.Time(), w.holdUntil)
 	}
-	w.direct = due(w.cfg.Batch, s.Time(), w.holdUntil)
-	return true
+	w.mu.Unlock()
+	return claimed
 }
 
 // Deliver writes what QueueSample queued, from the calling goroutine,
@@ -269,18 +269,24 @@ func (w *Writer) Deliver(mayWrite bool) {
 func (w *Writer) Purge(drop func(Sample) bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	kept := 0
-	for i := 0; i < w.n; i++ {
-		q := w.ring[(w.head+i)%len(w.ring)]
+	// from reads the ring in order, to writes back what is kept, never
+	// ahead of from: each entry is cleared as it is read.
+	from, to, kept := w.head, w.head, 0
+	for range w.n {
+		q := w.ring[from]
+		w.ring[from] = queued{}
+		if from++; from == len(w.ring) {
+			from = 0
+		}
 		if drop(q.s) {
 			q.s.Release()
 			continue
 		}
-		w.ring[(w.head+kept)%len(w.ring)] = q
+		w.ring[to] = q
+		if to++; to == len(w.ring) {
+			to = 0
+		}
 		kept++
-	}
-	for i := kept; i < w.n; i++ {
-		w.ring[(w.head+i)%len(w.ring)] = queued{}
 	}
 	w.n = kept
 }
