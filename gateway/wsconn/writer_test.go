@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -442,4 +443,24 @@ func TestDeliverLeavesWhatWouldWaitToAFlusher(t *testing.T) {
 	if fs := fake.Frames(t); len(fs) != 1 || !bytes.Equal(fs[0].Payload, msg(2, 10)) {
 		t.Fatalf("frames %v", fs)
 	}
+}
+
+// BenchmarkDeliverSample is the hot path of a stream of samples to one
+// connection: each queued, then written by the goroutine that queued it,
+// or, while a write of an earlier one is under way, by the flusher that
+// took it over (which then writes what has gathered in one write).
+func BenchmarkDeliverSample(b *testing.B) {
+	ncs, peers := wstest.UnixPairs(b, 1)
+	go io.Copy(io.Discard, peers[0])
+	w := testWriter(ncs[0], WriterConfig{}, 16)
+	s := newTestSample(1, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.refs.Add(1)
+		if w.QueueSample(s, true) {
+			w.Deliver(true)
+		}
+	}
+	b.StopTimer()
+	w.Stop()
 }
