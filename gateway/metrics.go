@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -170,10 +171,10 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, d := range g.deviceHealth() {
 		metrics.WriteGaugeUint64(w, fmt.Sprintf(`edgegate_device_up{device=%q}`, d.Name), boolGauge(d.OK))
 	}
-	// The sample batch window under load (fastStreams): how many
+	// The sample batch window under load (wsconn.FastStreams): how many
 	// subscriber streams it holds back, and for how long now.
-	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(max(g.streams.n.Load(), 0)))
-	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.streams.window(time.Duration(g.cfg.Gateway.SampleBatch)).Seconds())
+	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(g.writers.Streams.Count()))
+	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.writers.Streams.Window(g.writers.Batch).Seconds())
 	if um, ok := g.UplinkMetrics(); ok {
 		writeUplinkMetrics(w, um)
 	}
@@ -200,4 +201,23 @@ func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
 	metrics.WriteCounterUint64(w, "edgegate_uplink_samples_sent_total", m.SamplesSent)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_dropped_total", m.Dropped)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_records_recovered_total", m.Recovered)
+}
+
+// sensorMetrics counts the sensor hub's samples, read errors and missed
+// sampler ticks in the gateway's metrics.
+type sensorMetrics struct{ m *gatewayMetrics }
+
+func (s sensorMetrics) Sampled() {
+	if s.m != nil {
+		s.m.samples.Inc()
+	}
+}
+
+func (s sensorMetrics) ReadFailed(device string) { s.m.sensorReadFailed(device) }
+
+func (s sensorMetrics) MissedTicks(device string) sensor.Counter {
+	if c := s.m.samplerMissedTicks(device); c != nil {
+		return c
+	}
+	return nil
 }

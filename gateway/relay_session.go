@@ -38,5 +38,5 @@ func startRelaySession(g *Gateway, p *peer) (*outbox, func(payload []byte), func
 // RelayEvent queues a state event; it never blocks the relay service. The
 // queued message holds a reference to the event until it is written.
 func (s *relaySession) RelayEvent(ev relay.Event) {
-	s.out.pushCtrl(ctrlMsg{data: ev.Data, ev: ev.Retain()})
+	s.out.pushCtrl(ev.Data, ev.Retain())
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -58,18 +58,16 @@ type Gateway struct {
 	log     *slog.Logger
 	started time.Time
 	relays  *relay.Service
-	hub     *hub
+	hub     *sensor.Hub
 	devices *drivers.DevicePool // serial devices shared by relays and sensors
-	// sensorInfos is the sensor catalog, fixed for the process's life.
-	sensorInfos []protocol.SensorInfo
-	mux         *http.ServeMux
-	srv         *http.Server
-	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
-	gate        *connGate
-	metrics     *gatewayMetrics
-	streams     *fastStreams // sample streams written once per batch window
-	signin      *signIn      // nil: auth disabled
-	tls         *tls.Config  // nil: plain http:// and ws://
+	mux     *http.ServeMux
+	srv     *http.Server
+	auth    *auth.Authenticator // nil: auth disabled, everyone is an operator
+	gate    *connGate
+	metrics *gatewayMetrics
+	writers *wsconn.WriterConfig // what the connections' writers share
+	signin  *signIn              // nil: auth disabled
+	tls     *tls.Config          // nil: plain http:// and ws://
 
 	uplink *uplink // nil: no upstream
 
@@ -99,7 +97,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
-		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(), streams: newFastStreams(runtime.GOMAXPROCS(0)),
+		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
 		services: map[string]service{
 			protocol.RelayControlV1: startRelaySession,
 			protocol.SensorStreamV1: startSensorSession,
@@ -147,35 +145,32 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.relays = rs
-	h, err := newHub(opts.Config, env)
-	if h != nil {
-		h.metrics = g.metrics
-	}
+	g.writers = newWriterConfig(opts.Config, g.metrics)
+	h, err := sensor.New(opts.Config, env, sensorMetrics{g.metrics})
 	if err != nil {
 		rs.Shutdown(context.Background())
 		g.devices.Close()
 		return nil, err
 	}
 	g.hub = h
-	g.sensorInfos = h.infos()
 	if up := opts.Config.Upstream; up != nil {
 		u, err := newUplink(g, opts.DataDir, up, opts.Logger)
 		if err != nil {
-			h.stop()
+			h.Stop()
 			rs.Shutdown(context.Background())
 			g.devices.Close()
 			return nil, err
 		}
 		g.uplink = u
-		h.startSeqAfter(u.spool.LastSeq()) // seq continues across restarts
-		h.tap = u.tap
+		h.StartSeqAfter(u.spool.LastSeq()) // seq continues across restarts
+		u.subscribe(h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rs.Start(ctx) // also saves the states to restore and arms the watchdog
-	h.start()
+	h.Start()
 	if g.uplink != nil {
-		g.uplink.start(g.sensorInfos)
+		g.uplink.start()
 	}
 
 	lim := opts.Config.Gateway.Limits
@@ -255,7 +250,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		g.log.Warn("sessions still running at shutdown deadline")
 	}
-	g.hub.stop()
+	g.hub.Stop()
 	g.relays.Shutdown(ctx) // stops the watchdog; the failsafe states are not saved for restore
 	if g.uplink != nil {
 		// After the failsafe, so that the backend gets the final states.
@@ -493,7 +488,9 @@ func (g *Gateway) deviceHealth() []deviceHealth {
 	for _, r := range g.relays.Health(nil) {
 		devices = append(devices, deviceHealth{Name: r.Name, OK: r.OK, Error: r.Error})
 	}
-	devices = g.hub.health(devices)
+	g.hub.Devices(func(name, lastErr string) {
+		devices = append(devices, deviceHealth{Name: name, OK: lastErr == "", Error: lastErr})
+	})
 	for _, d := range g.devices.Status() {
 		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/spool"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
@@ -87,13 +88,13 @@ type UplinkMetrics struct {
 // and sensor errors while connected, and carries out relay requests from
 // the backend with source uplink.
 type uplink struct {
-	g       *Gateway
-	log     *slog.Logger
-	url     string
-	shown   string // url without credentials, query or fragment (shownURL), for logs and health
-	up      *config.Upstream
-	spool   *spool.Spool
-	catalog []protocol.SensorInfo
+	g     *Gateway
+	log   *slog.Logger
+	url   string
+	shown string // url without credentials, query or fragment (shownURL), for logs and health
+	up    *config.Upstream
+	spool *spool.Spool
+	sub   sensor.Subscription // of every sensor: the hub's samples and errors
 
 	cur atomic.Pointer[uplinkSession] // the live session, if any
 
@@ -151,22 +152,33 @@ func shownURL(u *url.URL) string {
 	return v.String()
 }
 
-// tap is the hub's hook, called under the hub's lock for every sample
-// (seq > 0) and sensor_error (seq 0). It never blocks: samples go to the
-// buffer's memory queue, errors to the live session's queue, if any.
-func (u *uplink) tap(seq uint64, msg []byte) {
-	if seq > 0 {
-		u.spool.Add(seq, msg)
-		return
-	}
-	if s := u.cur.Load(); s != nil {
-		s.push(msg, true)
-	}
+// subscribe makes the uplink a subscriber of every sensor of h, before
+// h starts.
+func (u *uplink) subscribe(h *sensor.Hub) {
+	u.sub.Subscriber = u
+	all, _ := h.Match([]string{"*"})
+	h.Subscribe(&u.sub, all, sensor.Options{})
 }
 
+// Queue is the hub's hand-off of every sample and sensor_error, called
+// under the hub's lock and in seq order. It never blocks: samples go to
+// the buffer's memory queue, errors to the live session's queue, if any.
+func (u *uplink) Queue(smp *sensor.Sample, _ bool) bool {
+	if !smp.IsError() {
+		u.spool.Add(smp.Seq(), smp.Text())
+	} else if s := u.cur.Load(); s != nil {
+		s.push(smp.Text(), true)
+	}
+	smp.Release()
+	return false
+}
+
+// Deliver and Purge are never called: Queue keeps nothing.
+func (u *uplink) Deliver(bool)                      {}
+func (u *uplink) Purge(func(s *sensor.Sample) bool) {}
+
 // start runs the connect loop until stop.
-func (u *uplink) start(catalog []protocol.SensorInfo) {
-	u.catalog = catalog
+func (u *uplink) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	u.cancel = cancel
 	u.done = make(chan struct{})
@@ -521,7 +533,7 @@ func (s *uplinkSession) handle(payload []byte) {
 
 // appendHello encodes the uplink's hello: the relays and the sensor catalog.
 func (u *uplink) appendHello(b []byte, relays []protocol.RelayInfo) []byte {
-	return protocol.AppendUplinkHello(b, u.g.cfg.Gateway.ID, u.g.version, relays, u.catalog)
+	return protocol.AppendUplinkHello(b, u.g.cfg.Gateway.ID, u.g.version, relays, u.g.hub.Catalog())
 }
 
 // metrics returns the counters.
