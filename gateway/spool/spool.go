@@ -41,7 +41,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,14 +138,16 @@ type Stats struct {
 	AckedSeq   uint64
 	Dropped    uint64 // records lost to the size bound or the pending bound
 	Recovered  uint64 // torn or corrupt records cut away at Open
+	Corrupt    uint64 // of those, corrupt records skipped (see recover.go)
 }
 
 type segment struct {
-	first uint64 // from the file name; records have seq ≥ first
-	last  uint64 // highest seq in it, 0 when empty
-	count uint64
-	size  int64
-	path  string
+	first    uint64 // from the file name; records have seq ≥ first
+	firstRec uint64 // lowest seq in it, 0 when empty
+	last     uint64 // highest seq in it, 0 when empty
+	count    uint64
+	size     int64
+	path     string
 }
 
 // Spool is a durable log of records. Add, Stats and Ack may be called from
@@ -176,6 +177,7 @@ type Spool struct {
 
 	dropped   atomic.Uint64
 	recovered uint64
+	corrupt   uint64
 	notify    chan struct{}
 
 	stop chan struct{}
@@ -231,149 +233,6 @@ func Open(opts Options) (*Spool, error) {
 	}
 	go s.run()
 	return s, nil
-}
-
-// recover loads the segments, cuts torn tails and opens the newest for
-// appending.
-func (s *Spool) recover() error {
-	entries, err := os.ReadDir(s.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("spool: read %s: %w", s.opts.Dir, err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(s.opts.Dir, name)) // an interrupted ack write
-			continue
-		}
-		if !strings.HasSuffix(name, segSuffix) || !e.Type().IsRegular() {
-			continue
-		}
-		first, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
-		if err != nil || first == 0 {
-			s.log.Warn("spool: ignoring a file that is not a segment", "file", filepath.Join(s.opts.Dir, name))
-			continue
-		}
-		s.segs = append(s.segs, &segment{first: first, path: filepath.Join(s.opts.Dir, name)})
-	}
-	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].first < s.segs[j].first })
-	if b, err := os.ReadFile(filepath.Join(s.opts.Dir, ackedFile)); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			s.acked, s.ackSaved = v, v
-		}
-	}
-	var prev uint64
-	for _, seg := range s.segs {
-		if err := s.scan(seg, prev); err != nil {
-			return err
-		}
-		if seg.last != 0 {
-			prev = seg.last
-		} else {
-			prev = max(prev, seg.first-1)
-		}
-		s.bytes += seg.size
-	}
-	s.written = prev
-	s.durable = prev
-	s.pendLast = max(prev, s.acked)
-	if s.acked > prev {
-		// Everything stored was acknowledged and trimmed: continue after it.
-		s.written, s.durable = s.acked, s.acked
-	}
-	if len(s.segs) == 0 {
-		return s.roll(s.pendLast + 1)
-	}
-	last := s.segs[len(s.segs)-1]
-	f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return fmt.Errorf("spool: open %s: %w", last.path, err)
-	}
-	s.active = f
-	if s.opts.Fsync != FsyncNever {
-		// What the last run wrote may still be only in the page cache;
-		// it is about to be sent, so make it durable first.
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("spool: fsync %s: %w", last.path, err)
-		}
-	}
-	if s.recovered > 0 {
-		s.log.Warn("spool: recovered after an unclean stop", "dir", s.opts.Dir, "records_cut", s.recovered, "last_seq", s.pendLast)
-	}
-	s.trimLocked()
-	return nil
-}
-
-// scan reads a segment's records, checks their framing, checksum and
-// order, and truncates the segment at the first bad one.
-func (s *Spool) scan(seg *segment, prev uint64) error {
-	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("spool: open %s: %w", seg.path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("spool: stat %s: %w", seg.path, err)
-	}
-	size := fi.Size()
-	var off int64
-	var hdr [HeaderSize]byte
-	var data []byte
-	problem := ""
-	for off < size {
-		if size-off < HeaderSize {
-			problem = fmt.Sprintf("a torn record header (%d of %d bytes)", size-off, HeaderSize)
-			break
-		}
-		if _, err := f.ReadAt(hdr[:], off); err != nil {
-			return fmt.Errorf("spool: read %s: %w", seg.path, err)
-		}
-		n := int64(binary.LittleEndian.Uint32(hdr[0:]))
-		sum := binary.LittleEndian.Uint32(hdr[4:])
-		seq := binary.LittleEndian.Uint64(hdr[8:])
-		if n > MaxRecordBytes {
-			problem = fmt.Sprintf("a record length of %d bytes, over the %d limit", n, MaxRecordBytes)
-			break
-		}
-		if size-off-HeaderSize < n {
-			problem = fmt.Sprintf("a torn record (%d of %d data bytes)", size-off-HeaderSize, n)
-			break
-		}
-		if int64(cap(data)) < n {
-			data = make([]byte, n)
-		}
-		data = data[:n]
-		if _, err := f.ReadAt(data, off+HeaderSize); err != nil {
-			return fmt.Errorf("spool: read %s: %w", seg.path, err)
-		}
-		if checksum(hdr[8:16], data) != sum {
-			problem = "a record whose CRC32C does not match"
-			break
-		}
-		if seq <= prev || seq < seg.first {
-			problem = fmt.Sprintf("seq %d out of order (after %d)", seq, prev)
-			break
-		}
-		prev = seq
-		seg.last = seq
-		seg.count++
-		off += HeaderSize + n
-	}
-	if problem != "" {
-		s.recovered++
-		s.log.Warn("spool: skipping the rest of a segment: it ends in "+problem+"; truncating it away",
-			"segment", seg.path, "offset", off, "bytes_cut", size-off)
-		if err := f.Truncate(off); err != nil {
-			return fmt.Errorf("spool: truncate %s at %d: %w (remove the file to start over)", seg.path, off, err)
-		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("spool: sync %s: %w", seg.path, err)
-		}
-		size = off
-	}
-	seg.size = size
-	return nil
 }
 
 func checksum(seq []byte, data []byte) uint32 {
@@ -841,6 +700,7 @@ func (s *Spool) Stats() Stats {
 	st := Stats{
 		Bytes: s.bytes, Segments: len(s.segs), Pending: pending, LastSeq: last,
 		DurableSeq: s.durable, AckedSeq: s.acked, Dropped: s.dropped.Load(), Recovered: s.recovered,
+		Corrupt: s.corrupt,
 	}
 	for _, seg := range s.segs {
 		switch {
