@@ -200,4 +200,5 @@ func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
 	metrics.WriteCounterUint64(w, "edgegate_uplink_samples_sent_total", m.SamplesSent)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_dropped_total", m.Dropped)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_records_recovered_total", m.Recovered)
+	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_corrupt_records_total", m.Corrupt)
 }

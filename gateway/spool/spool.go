@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/fileutil"
@@ -118,6 +119,10 @@ type Options struct {
 	// behind (default 65536); past it the oldest are dropped and counted.
 	MaxPending int
 	Logger     *slog.Logger
+
+	// write writes to a segment file (f.Write when nil): tests inject
+	// errors here, a full disk for one.
+	write func(f *os.File, b []byte) (int, error)
 }
 
 // Record is one stored record. Data returned by Read is only valid until
@@ -139,6 +144,9 @@ type Stats struct {
 	Dropped    uint64 // records lost to the size bound or the pending bound
 	Recovered  uint64 // torn or corrupt records cut away at Open
 	Corrupt    uint64 // of those, corrupt records skipped (see recover.go)
+	// Error is why the buffer cannot write (a full disk, say) while that
+	// lasts, with what to do; empty once a write succeeds again.
+	Error string
 }
 
 type segment struct {
@@ -174,6 +182,15 @@ type Spool struct {
 	ackSaved uint64
 	rd       reader
 	wbuf     []byte
+
+	// I/O trouble: the last write or sync error until one succeeds, since
+	// when, and when it was last logged.
+	ioErr       error
+	ioErrSince  time.Time
+	ioErrLogged time.Time
+	// tornTail: a failed write may have left part of a record after the
+	// active segment's size, and truncating it away failed too.
+	tornTail bool
 
 	dropped   atomic.Uint64
 	recovered uint64
@@ -295,25 +312,70 @@ func (s *Spool) run() {
 	defer retry.Stop()
 	var data []byte
 	var recs []Record
+	failing := false
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			if failing {
+				// The disk refused the last write: new samples wait in
+				// memory for the retry rather than each trying again.
+				continue
+			}
 		case <-retry.C:
 		case <-tick:
-			if err := s.Sync(); err != nil {
-				s.log.Error("spool: sync failed", "dir", s.opts.Dir, "err", err)
-			}
+			s.Sync() // an error is logged and shown in Stats by noteIOLocked
 			continue
 		}
 		var err error
 		data, recs, err = s.writePending(data, recs)
-		if err != nil {
-			s.log.Error("spool: write failed; samples wait in memory and are retried", "dir", s.opts.Dir, "err", err)
-			retry.Reset(time.Second)
+		failing = err != nil
+		if failing {
+			retry.Reset(retryInterval)
 		}
 	}
+}
+
+// retryInterval is how often a write the disk refused is tried again.
+const retryInterval = time.Second
+
+// ioErrLogEvery is how often a lasting write error is logged again.
+const ioErrLogEvery = time.Minute
+
+// noteIOLocked keeps the outcome of a write or sync for Stats and logs the
+// changes: the first error (again every ioErrLogEvery while it lasts) and
+// the first success after errors.
+func (s *Spool) noteIOLocked(err error) {
+	now := time.Now()
+	if err == nil {
+		if s.ioErr != nil {
+			s.log.Warn("spool: writing to the buffer again", "dir", s.opts.Dir,
+				"failed_for", now.Sub(s.ioErrSince).Round(time.Millisecond).String(), "dropped_total", s.dropped.Load())
+			s.ioErr = nil
+		}
+		return
+	}
+	if s.ioErr == nil {
+		s.ioErrSince = now
+	}
+	if s.ioErr == nil || now.Sub(s.ioErrLogged) >= ioErrLogEvery {
+		s.log.Error("spool: cannot write the buffer; samples wait in memory (past the pending bound the oldest are dropped and counted) and the write is retried every second",
+			"dir", s.opts.Dir, "err", err, "hint", ioHint(err), "dropped_total", s.dropped.Load())
+		s.ioErrLogged = now
+	}
+	s.ioErr = err
+}
+
+// ioHint says what to do about a write error.
+func ioHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "the data directory's file system is full: free space on it; writing resumes by itself"
+	case errors.Is(err, syscall.EROFS):
+		return "the data directory's file system is read-only: remount it read-write; writing resumes by itself"
+	}
+	return "check the data directory and its disk; writing resumes by itself once it works"
 }
 
 // writePending moves the pending records to disk. On failure they are put
@@ -384,14 +446,26 @@ func (s *Spool) Append(recs []Record) error {
 			return nil
 		}
 		seg := s.segs[len(s.segs)-1]
-		n, err := s.active.Write(buf)
-		if err != nil {
-			// A partial record would break the framing: cut it off.
-			if n > 0 {
-				s.active.Truncate(seg.size)
+		if s.tornTail {
+			if err := s.active.Truncate(seg.size); err != nil {
+				err = fmt.Errorf("spool: truncate %s: %w", seg.path, err)
+				s.noteIOLocked(err)
+				return err
 			}
-			return fmt.Errorf("spool: write %s: %w", seg.path, err)
+			s.tornTail = false
 		}
+		n, err := s.writeLocked(buf)
+		if err != nil {
+			// A partial record would break the framing: cut it off
+			// (before the next write, if that fails now).
+			if n > 0 && s.active.Truncate(seg.size) != nil {
+				s.tornTail = true
+			}
+			err = fmt.Errorf("spool: write %s: %w", seg.path, err)
+			s.noteIOLocked(err)
+			return err
+		}
+		s.noteIOLocked(nil)
 		seg.size += int64(n)
 		s.bytes += int64(n)
 		seg.last, seg.count = last, seg.count+count
@@ -411,6 +485,7 @@ func (s *Spool) Append(recs []Record) error {
 				return err
 			}
 			if err := s.roll(r.Seq); err != nil {
+				s.noteIOLocked(err)
 				s.wbuf = buf[:0]
 				return err
 			}
@@ -441,6 +516,14 @@ func (s *Spool) Append(recs []Record) error {
 	}
 	s.trimLocked()
 	return nil
+}
+
+// writeLocked writes b to the active segment.
+func (s *Spool) writeLocked(b []byte) (int, error) {
+	if s.opts.write != nil {
+		return s.opts.write(s.active, b)
+	}
+	return s.active.Write(b)
 }
 
 // roll starts a new segment for records from first on and seals the active
@@ -482,9 +565,12 @@ func (s *Spool) syncLocked() error {
 	}
 	if s.unsynced {
 		if err := s.active.Sync(); err != nil {
-			return fmt.Errorf("spool: fsync %s: %w", s.segs[len(s.segs)-1].path, err)
+			err = fmt.Errorf("spool: fsync %s: %w", s.segs[len(s.segs)-1].path, err)
+			s.noteIOLocked(err)
+			return err
 		}
 		s.unsynced = false
+		s.noteIOLocked(nil)
 	}
 	s.setDurableLocked(s.written)
 	return nil
@@ -701,6 +787,9 @@ func (s *Spool) Stats() Stats {
 		Bytes: s.bytes, Segments: len(s.segs), Pending: pending, LastSeq: last,
 		DurableSeq: s.durable, AckedSeq: s.acked, Dropped: s.dropped.Load(), Recovered: s.recovered,
 		Corrupt: s.corrupt,
+	}
+	if s.ioErr != nil {
+		st.Error = s.ioErr.Error() + " (" + ioHint(s.ioErr) + ")"
 	}
 	for _, seg := range s.segs {
 		switch {
