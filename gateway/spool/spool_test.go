@@ -395,3 +395,18 @@ func BenchmarkAppendAck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAdd is the sampler's path into the buffer: Add copies the
+// record into memory and the writer goroutine writes it (its allocations,
+// amortised, count here too).
+func BenchmarkAdd(b *testing.B) {
+	s, _ := open(b, Options{Dir: b.TempDir(), Fsync: FsyncNever, MaxBytes: 1 << 30})
+	data := payload(123456789)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var seq uint64
+	for b.Loop() {
+		seq++
+		s.Add(seq, data)
+	}
+}
