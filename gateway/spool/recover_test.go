@@ -26,6 +26,16 @@ func recordOffset(b []byte, i int) int {
 	return off
 }
 
+// spoolOf is a spool directory holding records 1…last, closed.
+func spoolOf(t *testing.T, last uint64) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
+	appendRange(t, s, 1, last)
+	s.Close()
+	return dir
+}
+
 // TestCorruptRecordKeepsTheRest is finding 8 of issue 19: one flipped byte
 // in the middle of a segment used to cut away every record after it. Now
 // the damaged record is skipped (logged, counted) and the rest kept, in a
@@ -95,10 +105,7 @@ func TestCorruptRecordKeepsTheRest(t *testing.T) {
 // TestCorruptRunOfRecords damages several records in a row and then some
 // garbage past them: everything intact is kept.
 func TestCorruptRunOfRecords(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
-	appendRange(t, s, 1, 50)
-	s.Close()
+	dir := spoolOf(t, 50)
 	seg := segFiles(t, dir)[0]
 	b, _ := os.ReadFile(seg)
 	from, to := recordOffset(b, 10)+5, recordOffset(b, 14)+7
@@ -153,10 +160,7 @@ func TestAckedBeyondLastSeq(t *testing.T) {
 // seqs 1…50 used to be emptied (its records "out of order") and make
 // LastSeq 2^64-2. Now its name is clamped and the file renamed.
 func TestSegmentNamedBeyondItsRecords(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
-	appendRange(t, s, 1, 50)
-	s.Close()
+	dir := spoolOf(t, 50)
 	huge := filepath.Join(dir, "18446744073709551615.seg")
 	if err := os.Rename(segFiles(t, dir)[0], huge); err != nil {
 		t.Fatal(err)
@@ -184,10 +188,7 @@ func TestSegmentNamedBeyondItsRecords(t *testing.T) {
 // TestEmptyNewestSegmentNamedBeyond: an empty newest segment may be named
 // one past the last stored seq, not more.
 func TestEmptyNewestSegmentNamedBeyond(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
-	appendRange(t, s, 1, 50)
-	s.Close()
+	dir := spoolOf(t, 50)
 	os.WriteFile(filepath.Join(dir, "18446744073709551615.seg"), nil, 0o640)
 	s2, lb := open(t, Options{Dir: dir, Fsync: FsyncNever})
 	if s2.LastSeq() != 50 {
