@@ -9,9 +9,12 @@
 //	u32 length of data | u32 CRC32C of (seq, data) | u64 seq | data
 //
 // all little-endian. Records are strictly increasing in seq across the whole
-// log. Open scans every segment, and cuts a segment at its first record that
-// is incomplete or fails its checksum (a torn write at a crash): that record
-// and anything after it in the segment are logged and truncated away.
+// log. Open scans every segment (recover.go): a record that is incomplete,
+// fails its checksum or is out of order is logged and skipped, the scan
+// resynchronising on the next valid record, so the records after it are
+// kept; damage that no valid record follows (a torn write at a crash) is
+// truncated away. Seqs from file names and the acked file are checked
+// against the records.
 //
 // The newest segment is never removed, so the highest seq ever stored (or the
 // first seq of an empty newest segment, less one) survives a restart: seq
@@ -442,17 +445,17 @@ func (s *Spool) Append(recs []Record) error {
 	var last, count uint64 // of the records in buf
 	// commit writes buf to the active segment.
 	commit := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
 		seg := s.segs[len(s.segs)-1]
-		if s.tornTail {
+		if s.tornTail { // before anything is appended or the segment sealed
 			if err := s.active.Truncate(seg.size); err != nil {
 				err = fmt.Errorf("spool: truncate %s: %w", seg.path, err)
 				s.noteIOLocked(err)
 				return err
 			}
 			s.tornTail = false
+		}
+		if len(buf) == 0 {
+			return nil
 		}
 		n, err := s.writeLocked(buf)
 		if err != nil {
