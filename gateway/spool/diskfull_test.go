@@ -199,3 +199,66 @@ func TestDiskFullTmpfs(t *testing.T) {
 		t.Fatalf("read %d records ending %d, dropped %d, of %d", len(got), got[len(got)-1], s.Stats().Dropped, q)
 	}
 }
+
+// TestOpenOnFullDisk: a gateway started while its disk is full opens its
+// buffer (recovery needs no space), reports the error at the first write
+// and writes once space returns.
+func TestOpenOnFullDisk(t *testing.T) {
+	mnt := mountTmpfs(t, 64<<10)
+	dir := filepath.Join(mnt, "uplink")
+	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
+	appendRange(t, s, 1, 20)
+	s.Close()
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
+	s2, _ := open(t, Options{Dir: dir, Fsync: FsyncBatch, SyncInterval: 10 * time.Millisecond})
+	if s2.LastSeq() != 20 {
+		t.Fatalf("LastSeq %d after opening on a full disk", s2.LastSeq())
+	}
+	for q := uint64(21); q <= 200; q++ { // more than the last page's room
+		s2.Add(q, payload(q))
+	}
+	waitFor(t, "the error", func() bool { return strings.Contains(s2.Stats().Error, "no space left") })
+	os.Remove(filler)
+	waitFor(t, "the write", func() bool { return s2.Stats().DurableSeq == 200 })
+	wantRange(t, readAll(t, s2, 0), 1, 200)
+}
+
+// fill writes path until the file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for err == nil {
+		_, err = f.Write(make([]byte, 4096))
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the file system: %v", err)
+	}
+}
+
+// TestCorruptSegmentOnFullDisk: with no room to rewrite a segment without
+// its corrupt record, Open still succeeds and keeps the records before it.
+func TestCorruptSegmentOnFullDisk(t *testing.T) {
+	mnt := mountTmpfs(t, 64<<10)
+	dir := filepath.Join(mnt, "uplink")
+	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
+	appendRange(t, s, 1, 50)
+	s.Close()
+	seg := segFiles(t, dir)[0]
+	b, _ := os.ReadFile(seg)
+	b[recordOffset(b, 9)+HeaderSize+2] ^= 1 // record 10
+	os.WriteFile(seg, b, 0o640)
+	fill(t, filepath.Join(mnt, "filler"))
+	s2, lb := open(t, Options{Dir: dir, Fsync: FsyncNever})
+	wantRange(t, readAll(t, s2, 0), 1, 9)
+	if st := s2.Stats(); st.Corrupt != 1 || st.Recovered != 41 {
+		t.Fatalf("stats %+v: want 1 corrupt, 41 cut", st)
+	}
+	if !strings.Contains(lb.String(), "cannot rewrite a segment") {
+		t.Fatalf("no log line about the failed rewrite:\n%s", lb.String())
+	}
+}
