@@ -205,10 +205,7 @@ func TestDiskFullTmpfs(t *testing.T) {
 // and writes once space returns.
 func TestOpenOnFullDisk(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<10)
-	dir := filepath.Join(mnt, "uplink")
-	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
-	appendRange(t, s, 1, 20)
-	s.Close()
+	dir := spoolIn(t, filepath.Join(mnt, "uplink"), 20)
 	filler := filepath.Join(mnt, "filler")
 	fill(t, filler)
 	s2, _ := open(t, Options{Dir: dir, Fsync: FsyncBatch, SyncInterval: 10 * time.Millisecond})
@@ -244,10 +241,7 @@ func fill(t *testing.T, path string) {
 // its corrupt record, Open still succeeds and keeps the records before it.
 func TestCorruptSegmentOnFullDisk(t *testing.T) {
 	mnt := mountTmpfs(t, 64<<10)
-	dir := filepath.Join(mnt, "uplink")
-	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
-	appendRange(t, s, 1, 50)
-	s.Close()
+	dir := spoolIn(t, filepath.Join(mnt, "uplink"), 50)
 	seg := segFiles(t, dir)[0]
 	b, _ := os.ReadFile(seg)
 	b[recordOffset(b, 9)+HeaderSize+2] ^= 1 // record 10

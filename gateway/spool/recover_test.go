@@ -29,7 +29,12 @@ func recordOffset(b []byte, i int) int {
 // spoolOf is a spool directory holding records 1…last, closed.
 func spoolOf(t *testing.T, last uint64) string {
 	t.Helper()
-	dir := t.TempDir()
+	return spoolIn(t, t.TempDir(), last)
+}
+
+// spoolIn writes records 1…last to a spool in dir and closes it.
+func spoolIn(t *testing.T, dir string, last uint64) string {
+	t.Helper()
 	s, _ := open(t, Options{Dir: dir, Fsync: FsyncNever})
 	appendRange(t, s, 1, last)
 	s.Close()
