@@ -201,6 +201,7 @@ func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
 	metrics.WriteCounterUint64(w, "edgegate_uplink_samples_sent_total", m.SamplesSent)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_dropped_total", m.Dropped)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_records_recovered_total", m.Recovered)
+	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_corrupt_records_total", m.Corrupt)
 }
 
 // sensorMetrics counts the sensor hub's samples, read errors and missed

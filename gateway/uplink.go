@@ -76,6 +76,11 @@ type UplinkMetrics struct {
 	Dropped uint64
 	// Recovered counts torn or corrupt records cut away at start.
 	Recovered uint64
+	// Corrupt counts the corrupt records among them, skipped with the
+	// records after them kept; BufferError is why the buffer cannot write
+	// (a full disk), while that lasts.
+	Corrupt     uint64
+	BufferError string
 	// SamplesSent counts samples sent (resends included).
 	SamplesSent uint64
 	// EventsDropped counts sensor_error events not sent because the
@@ -546,6 +551,7 @@ func (u *uplink) metrics() UplinkMetrics {
 		BufferDepth: st.Depth, BufferBytes: st.Bytes, BufferSegments: st.Segments,
 		LastSeq: st.LastSeq, SentSeq: u.sent.Load(), AckedSeq: st.AckedSeq,
 		Reconnects: u.reconnects, Dropped: st.Dropped, Recovered: st.Recovered,
+		Corrupt: st.Corrupt, BufferError: st.Error,
 		SamplesSent: u.samplesSent.Load(), EventsDropped: u.liveDropped.Load(),
 	}
 }
@@ -562,6 +568,7 @@ type uplinkHealth struct {
 	BufferBytes int64  `json:"buffer_bytes"`
 	Dropped     uint64 `json:"dropped"`
 	Reconnects  uint64 `json:"reconnects"`
+	BufferError string `json:"buffer_error"` // why samples cannot be buffered (a full disk), "" when they can
 }
 
 func (u *uplink) health() *uplinkHealth {
@@ -569,7 +576,7 @@ func (u *uplink) health() *uplinkHealth {
 	return &uplinkHealth{
 		URL: u.shown, State: m.State, LastError: m.LastError, LastSeq: m.LastSeq, SentSeq: m.SentSeq,
 		AckedSeq: m.AckedSeq, BufferDepth: m.BufferDepth, BufferBytes: m.BufferBytes,
-		Dropped: m.Dropped, Reconnects: m.Reconnects,
+		Dropped: m.Dropped, Reconnects: m.Reconnects, BufferError: m.BufferError,
 	}
 }
 

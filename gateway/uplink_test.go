@@ -45,6 +45,12 @@ func (l *lockedBuf) String() string {
 // startUplinkGateway runs a gateway (not serving HTTP) whose upstream is url.
 func startUplinkGateway(t *testing.T, url, extra string) (*Gateway, *lockedBuf, func()) {
 	t.Helper()
+	return startUplinkGatewayIn(t, t.TempDir(), url, extra)
+}
+
+// startUplinkGatewayIn is startUplinkGateway with the data dir dataDir.
+func startUplinkGatewayIn(t *testing.T, dataDir, url, extra string) (*Gateway, *lockedBuf, func()) {
+	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("tok-SECRET-123\n"), 0o600)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
@@ -64,7 +70,7 @@ upstream: {url: %q, token_file: %q%s}
 		t.Fatal(err)
 	}
 	logs := &lockedBuf{}
-	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw), DataDir: t.TempDir(),
+	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw), DataDir: dataDir,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

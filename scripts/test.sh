@@ -63,6 +63,7 @@ go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s .
 go test -run '^$' -fuzz '^FuzzDecodeRequest$' -fuzztime 10s ./protocol
 go test -run '^$' -fuzz '^FuzzDecodeFastMatchesJSON$' -fuzztime 10s ./protocol
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./gateway/config
+go test -run '^$' -fuzz '^FuzzRecover$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/spool
 
 # --- ARM builds ----------------------------------------------------------------
 step "static ARM builds"
