@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgegate/edgegate/gateway/fileutil"
+	"github.com/edgegate/edgegate/internal/fileutil"
 )
 
 // Recovery at Open.
