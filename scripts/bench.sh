@@ -219,7 +219,8 @@ stop_servers
 step "hot-path allocations (go test -bench -benchmem)"
 {
   go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol
-  go test -run XXX -bench 'BenchmarkHubFanOut100$|BenchmarkRelayRequest$' -benchmem ./gateway
+  go test -run XXX -bench 'BenchmarkHubFanOut100$' -benchmem ./gateway/sensor
+  go test -run XXX -bench 'BenchmarkRelayRequest$' -benchmem ./gateway/relay
 } 2>&1 | tee "$res/benchmem.txt"
 
 step "report"

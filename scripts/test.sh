@@ -56,12 +56,14 @@ step "go test -race ./..."
 go test -race -count=1 -timeout 15m ./...
 
 step "allocation tests, without -race (which changes what allocates)"
-go test -count=1 -run 'Allocates' -v ./gateway/wsconn | grep -E '^(--- |ok)'
+go test -count=1 -run 'Allocates' -v ./gateway/... | grep -E '^(--- |ok)'
 
 step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
 go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
 go test -run '^$' -fuzz '^FuzzDecodeRequest$' -fuzztime 10s ./protocol
 go test -run '^$' -fuzz '^FuzzDecodeFastMatchesJSON$' -fuzztime 10s ./protocol
+go test -run '^$' -fuzz '^FuzzAckSeqMatchesJSON$' -fuzztime 5s ./protocol
+go test -run '^$' -fuzz '^FuzzSubscribeOptionsMatchJSON$' -fuzztime 5s ./protocol
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./gateway/config
 go test -run '^$' -fuzz '^FuzzRecover$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/spool
 

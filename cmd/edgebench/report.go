@@ -509,7 +509,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 	}
 
 	// allocations
-	fmt.Fprintf(w, "\n## Hot-path allocations\n\n`go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol` and `-bench 'BenchmarkHubFanOut100|BenchmarkRelayRequest' ./gateway`:\n\n")
+	fmt.Fprintf(w, "\n## Hot-path allocations\n\n`go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol`, `-bench BenchmarkHubFanOut100 ./gateway/sensor` and `-bench BenchmarkRelayRequest ./gateway/relay`:\n\n")
 	fmt.Fprintf(w, "| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|---:|---:|---:|\n")
 	for _, b := range r.benches {
 		if !b.HasMem {
