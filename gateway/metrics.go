@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -175,8 +176,8 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	// subscriber streams it holds back, and for how long now.
 	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(g.writers.Streams.Count()))
 	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.writers.Streams.Window(g.writers.Batch).Seconds())
-	if um, ok := g.UplinkMetrics(); ok {
-		writeUplinkMetrics(w, um)
+	if g.uplink != nil {
+		writeUplinkMetrics(w, g.uplink.Metrics())
 	}
 	fmt.Fprintf(w, "edgegate_build_info{version=%s,go_version=%q} 1\n", strconv.Quote(g.version), runtime.Version())
 	fmt.Fprintf(w, "edgegate_uptime_seconds %.3f\n", time.Since(g.started).Seconds())
@@ -191,8 +192,8 @@ func boolGauge(ok bool) uint64 {
 }
 
 // writeUplinkMetrics writes the uplink's counters and gauges.
-func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
-	metrics.WriteGaugeUint64(w, "edgegate_uplink_connected", boolGauge(m.State == "connected"))
+func writeUplinkMetrics(w io.Writer, m uplink.Metrics) {
+	metrics.WriteGaugeUint64(w, "edgegate_uplink_connected", boolGauge(m.State == uplink.StateConnected))
 	metrics.WriteCounterUint64(w, "edgegate_uplink_reconnects_total", m.Reconnects)
 	metrics.WriteGaugeUint64(w, "edgegate_uplink_last_seq", m.LastSeq)
 	metrics.WriteGaugeUint64(w, "edgegate_uplink_acked_seq", m.AckedSeq)

@@ -22,6 +22,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -69,7 +70,7 @@ type Gateway struct {
 	signin  *signIn              // nil: auth disabled
 	tls     *tls.Config          // nil: plain http:// and ws://
 
-	uplink *uplink // nil: no upstream
+	uplink *uplink.Uplink // nil: no upstream
 
 	// services maps each supported subprotocol to the start of its
 	// sessions.
@@ -154,7 +155,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.hub = h
 	if up := opts.Config.Upstream; up != nil {
-		u, err := newUplink(g, opts.DataDir, up, opts.Logger)
+		u, err := uplink.New(uplink.Options{Upstream: up, Gateway: opts.Config.Gateway, Version: opts.Version,
+			DataDir: opts.DataDir, Relays: rs, Hub: h, Logger: opts.Logger})
 		if err != nil {
 			h.Stop()
 			rs.Shutdown(context.Background())
@@ -162,15 +164,13 @@ func New(opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.uplink = u
-		h.StartSeqAfter(u.spool.LastSeq()) // seq continues across restarts
-		u.subscribe(h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rs.Start(ctx) // also saves the states to restore and arms the watchdog
 	h.Start()
 	if g.uplink != nil {
-		g.uplink.start()
+		g.uplink.Start()
 	}
 
 	lim := opts.Config.Gateway.Limits
@@ -254,7 +254,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.relays.Shutdown(ctx) // stops the watchdog; the failsafe states are not saved for restore
 	if g.uplink != nil {
 		// After the failsafe, so that the backend gets the final states.
-		g.uplink.stop(ctx)
+		g.uplink.Stop(ctx)
 	}
 	g.devices.Close()
 	return err
@@ -513,10 +513,10 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Connections map[string]int `json:"connections"`
 		Devices     []deviceHealth `json:"devices"`
 		DevicesOK   bool           `json:"devices_ok"`
-		Uplink      *uplinkHealth  `json:"uplink,omitempty"`
+		Uplink      *uplink.Health `json:"uplink,omitempty"`
 	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK, nil}
 	if g.uplink != nil {
-		body.Uplink = g.uplink.health()
+		body.Uplink = g.uplink.Health()
 	}
 	if body.Devices == nil {
 		body.Devices = []deviceHealth{}

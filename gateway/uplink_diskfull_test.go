@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -33,7 +34,7 @@ func TestUplinkDiskFull(t *testing.T) {
 	// A backend that is never there: every sample stays buffered.
 	g, _, shutdown := startUplinkGatewayIn(t, mnt, "ws://127.0.0.1:1/uplink", ", fsync: batch")
 	t.Cleanup(shutdown) // before the umount
-	m := waitMetrics(t, g, "a full disk", func(m UplinkMetrics) bool {
+	m := waitMetrics(t, g, "a full disk", func(m uplink.Metrics) bool {
 		return strings.Contains(m.BufferError, "no space left on device")
 	})
 	if !strings.Contains(m.BufferError, "free space") {
@@ -62,8 +63,8 @@ func TestUplinkDiskFull(t *testing.T) {
 	}
 
 	os.Remove(filler)
-	before, _ := g.UplinkMetrics()
-	waitMetrics(t, g, "the buffer writing again", func(m UplinkMetrics) bool {
+	before := g.uplink.Metrics()
+	waitMetrics(t, g, "the buffer writing again", func(m uplink.Metrics) bool {
 		return m.BufferError == "" && m.BufferBytes > before.BufferBytes
 	})
 }
