@@ -9,7 +9,7 @@
 //	edgebench rtt    -url ws://127.0.0.1:18080/ws -server gateway [-n 1,10] [-relays r0,r1] -out F
 //	edgebench fanout -url … -server … -rate 100 [-n 100,1000] [-sensor wave.value] -out F
 //	edgebench idle   -url … -server … -pid P [-n 1000,10000] [-metrics URL] -out F
-//	edgebench soak   -gateway BIN -backend BIN [-duration 10m] [-warmup 10s] [-settle 30s] [-backend-period 20s] [-clients 4] [-dir D] -out F
+//	edgebench soak   -gateway BIN -backend BIN [-duration 10m] [-warmup 10s] [-settle 30s] [-backend-period 30s] [-clients 4] [-dir D] -out F
 //	edgebench report -results DIR -out docs/benchmarks.md -svg docs/bench
 package main
 
@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		lifeline = fs.Bool("lifeline", false, "echo-server: exit when stdin reaches end of file (set when edgebench starts it as a child)")
 		gwBin    = fs.String("gateway", "", "soak: the edgegate binary to run")
 		beBin    = fs.String("backend", "", "soak: the examples/backend binary to run (stopped and started during the soak)")
-		bePeriod = fs.Duration("backend-period", 20*time.Second, "soak: the backend is up for 2/3 of each period and down for 1/3")
+		bePeriod = fs.Duration("backend-period", 30*time.Second, "soak: the backend is up for 2/3 of each period and down for 1/3")
 		nClients = fs.Int("clients", 4, "soak: concurrent relay clients, and as many subscribers")
 		workDir  = fs.String("dir", "", "soak: directory for the gateway's config, data and logs (default: a temporary one, removed)")
 	)
