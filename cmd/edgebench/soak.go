@@ -577,23 +577,35 @@ func request(c *wsClient, id int64, req string) ([]byte, error) {
 	return nil, errors.New("no reply among 10,000 messages")
 }
 
+// connect dials proto (through netDial; nil: plain TCP), counts the
+// connection in n and reads the hello, with a 10 s deadline on the
+// connection; nil when that failed (an error, unless the load is ending).
+func (l *soakLoad) connect(ctx context.Context, what, proto string, netDial func(ctx context.Context, network, addr string) (net.Conn, error), n *atomic.Int64) *wsClient {
+	c, err := dialWSWith(ctx, netDial, l.url, proto, 4096)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.fail(what, err)
+		}
+		return nil
+	}
+	n.Add(1)
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); err != nil {
+		l.fail(what+": hello", err)
+		c.Close()
+		return nil
+	}
+	return c
+}
+
 // relayClient connects, lists, changes a relay a few ways, disconnects
 // (with a closing handshake or without).
 func (l *soakLoad) relayClient(ctx context.Context, i int) {
-	c, err := dialWS(ctx, l.url, "relay-control.v1", 4096)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("relay client", err)
-		}
+	c := l.connect(ctx, "relay client", "relay-control.v1", nil, &l.relaySessions)
+	if c == nil {
 		return
 	}
 	defer c.Close()
-	l.relaySessions.Add(1)
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		l.fail("relay hello", err)
-		return
-	}
 	relay := "r" + strconv.Itoa(i%4)
 	reqs := []string{
 		`{"id":1,"op":"list"}`,
@@ -628,20 +640,11 @@ func (l *soakLoad) relayClient(ctx context.Context, i int) {
 // subscriber subscribes (JSON or binary, some decimated), reads for a
 // while and disconnects.
 func (l *soakLoad) subscriber(ctx context.Context, i int) {
-	c, err := dialWS(ctx, l.url, "sensor-stream.v1", 4096)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("subscriber", err)
-		}
+	c := l.connect(ctx, "subscriber", "sensor-stream.v1", nil, &l.subscribers)
+	if c == nil {
 		return
 	}
 	defer c.Close()
-	l.subscribers.Add(1)
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		l.fail("subscriber hello", err)
-		return
-	}
 	format := []string{"json", "binary"}[i%2]
 	sub := `{"id":1,"op":"subscribe","sensors":["*"],"format":"` + format + `"}`
 	if i%3 == 0 {
@@ -676,20 +679,11 @@ func (l *soakLoad) slowSubscriber(ctx context.Context, i int) {
 		}}
 		return d.DialContext(ctx, network, addr)
 	}
-	c, err := dialWSWith(ctx, dial, l.url, "sensor-stream.v1", 1024)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("slow subscriber", err)
-		}
+	c := l.connect(ctx, "slow subscriber", "sensor-stream.v1", dial, &l.slow)
+	if c == nil {
 		return
 	}
 	defer c.Close()
-	l.slow.Add(1)
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		l.fail("slow subscriber hello", err)
-		return
-	}
 	if err := c.WriteText([]byte(`{"id":1,"op":"subscribe","sensors":["*"],"format":"json"}`)); err != nil {
 		l.fail("slow subscriber", err)
 		return
@@ -712,20 +706,11 @@ func (l *soakLoad) slowSubscriber(ctx context.Context, i int) {
 // abusiveClient sends bursts far past the rate limit (50/s) for up to 4 s,
 // reading in between, and counts rate_limited replies and a close 1008.
 func (l *soakLoad) abusiveClient(ctx context.Context, i int) {
-	c, err := dialWS(ctx, l.url, "relay-control.v1", 4096)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("abusive client", err)
-		}
+	c := l.connect(ctx, "abusive client", "relay-control.v1", nil, &l.abusive)
+	if c == nil {
 		return
 	}
 	defer c.Close()
-	l.abusive.Add(1)
-	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		l.fail("abusive hello", err)
-		return
-	}
 	end := time.Now().Add(4 * time.Second)
 	id := 0
 	for burst := 0; burst < 1000 && time.Now().Before(end) && ctx.Err() == nil; burst++ {
@@ -795,20 +780,11 @@ var garbageKinds = []garbage{
 // garbageClient sends one kind of bad input and checks the answer.
 func (l *soakLoad) garbageClient(ctx context.Context, i int) {
 	g := garbageKinds[i%len(garbageKinds)]
-	c, err := dialWS(ctx, l.url, g.proto, 4096)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("garbage client", err)
-		}
+	c := l.connect(ctx, "garbage client", g.proto, nil, &l.garbage)
+	if c == nil {
 		return
 	}
 	defer c.Close()
-	l.garbage.Add(1)
-	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := c.ReadMessage(); err != nil {
-		l.fail("garbage hello", err)
-		return
-	}
 	if _, err := c.nc.Write(g.frame()); err != nil {
 		l.fail(g.name, err)
 		return
