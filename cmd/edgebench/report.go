@@ -229,7 +229,7 @@ func (r *report) verdicts() []verdict {
 // start and RSS within soakRSSRatio; a shorter run gives its outcome as
 // N/A (it is not the target's length).
 func (r *report) soakVerdict() verdict {
-	v := verdict{Name: fmt.Sprintf("soak %v: goroutines and open files back within %d of their start, RSS within %g%%", soakTargetLength, soakCountSlack, soakRSSRatio*100),
+	v := verdict{Name: fmt.Sprintf("soak of %g minutes: goroutines and open files back within %d of their start, RSS within %g%%", soakTargetLength.Minutes(), soakCountSlack, soakRSSRatio*100),
 		Status: "N/A", Detail: "not measured"}
 	res := r.find("soak", "gateway", "")
 	if res == nil || res.Soak == nil {
@@ -273,7 +273,7 @@ func soakMarkdown(w io.Writer, s *SoakStats) {
 		{"clients past the rate limit", s.Abusive}, {"… `rate_limited` replies", s.RateLimited}, {"… closed with 1008", s.Closed1008},
 		{"clients sending bad frames or bad JSON", s.Garbage}, {"… answered as the contract says", s.GarbageAnswered},
 		{"connections that never upgraded", s.Handshakes},
-		{"backend restarts", s.BackendRestarts}, {"uplink reconnects", s.UplinkReconnects},
+		{"backend restarts", s.BackendRestarts}, {"uplink retries (`edgegate_uplink_reconnects_total`)", s.UplinkReconnects},
 		{"unexpected outcomes (errors)", s.Errors},
 	} {
 		fmt.Fprintf(w, "| %s | %d |\n", kv.k, kv.n)

@@ -853,7 +853,7 @@ func (l *soakLoad) handshakeChurn(ctx context.Context, i int) {
 func printSoak(w io.Writer, s *SoakStats) {
 	fmt.Fprintf(w, "soak %s over %gs: %s\n", passFail(s.Pass), s.DurationS, s.Verdict)
 	fmt.Fprintf(w, "  peak during the load: goroutines %d, open files %d, RSS %.1f MiB\n", s.Peak.Goroutines, s.Peak.OpenFDs, float64(s.Peak.RSSKiB)/1024)
-	fmt.Fprintf(w, "  relay sessions %d (%d requests), subscribers %d (%d messages), slow %d (%d disconnected by the gateway), abusive %d (%d rate_limited, %d closed 1008), garbage %d (%d answered as the contract says), handshake churn %d, backend restarts %d, uplink reconnects %d, errors %d\n",
+	fmt.Fprintf(w, "  relay sessions %d (%d requests), subscribers %d (%d messages), slow %d (%d disconnected by the gateway), abusive %d (%d rate_limited, %d closed 1008), garbage %d (%d answered as the contract says), handshake churn %d, backend restarts %d, uplink retries %d, errors %d\n",
 		s.RelaySessions, s.RelayRequests, s.Subscribers, s.Messages, s.SlowSubscribers, s.SlowKicked, s.Abusive, s.RateLimited, s.Closed1008,
 		s.Garbage, s.GarbageAnswered, s.Handshakes, s.BackendRestarts, s.UplinkReconnects, s.Errors)
 	for _, e := range s.FirstErrors {
