@@ -182,6 +182,9 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "edgegate_build_info{version=%s,go_version=%q} 1\n", strconv.Quote(g.version), runtime.Version())
 	fmt.Fprintf(w, "edgegate_uptime_seconds %.3f\n", time.Since(g.started).Seconds())
 	metrics.WriteProcessMetrics(w)
+	// process_open_fds and process_max_fds (not part of the process
+	// metrics on Linux): a leak of connections or files shows here.
+	metrics.WriteFDMetrics(w)
 }
 
 func boolGauge(ok bool) uint64 {

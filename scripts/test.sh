@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
 # gofmt, go vet, staticcheck, go mod tidy check, go test -race, the allocation tests
-# without -race, brief fuzzing, static ARM builds with a size budget, and a
+# without -race, a 30-second soak, brief fuzzing, static ARM builds with a size budget, and a
 # smoke run of the armv6 binary under qemu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,9 @@ go test -race -count=1 -timeout 15m ./...
 
 step "allocation tests, without -race (which changes what allocates)"
 go test -count=1 -run 'Allocates' -v ./gateway/... | grep -E '^(--- |ok)'
+
+step "soak, 30 s: the real gateway and backend come and go under every kind of client (scripts/bench.sh runs it for 10 minutes)"
+soak_dir=$(mktemp -d); go build -o "$soak_dir/" ./cmd/edgegate ./cmd/edgebench ./examples/backend; "$soak_dir/edgebench" soak -gateway "$soak_dir/edgegate" -backend "$soak_dir/backend" -duration 30s -warmup 5s -settle 10s -backend-period 10s -dir "$soak_dir/run" || { tail -n 40 "$soak_dir/run/gateway.log"; exit 1; }; rm -rf "$soak_dir"
 
 step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
 go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
