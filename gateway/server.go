@@ -91,8 +91,9 @@ type peer struct {
 	conn     *wsconn.Conn
 }
 
-// New opens the devices and drives every relay to its initial state.
-func New(opts Options) (*Gateway, error) {
+// New opens the devices and drives every relay to its initial state. A
+// start that fails half-way closes what it had opened, last first.
+func New(opts Options) (_ *Gateway, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -138,37 +139,37 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.devices = hardware.NewDevicePool(opts.Config.Devices, opts.Buses, opts.Logger)
-	env := hardware.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
-	rs, err := relay.New(opts.Config, env, relay.Options{Initial: initial, Metrics: g.metrics, Watchdog: time.Duration(opts.Config.Gateway.Watchdog)})
-	if err != nil {
-		g.devices.Close()
-		return nil, err
-	}
-	g.relays = rs
-	g.writers = newWriterConfig(opts.Config, g.metrics)
-	h, err := sensor.New(opts.Config, env, sensorMetrics{g.metrics})
-	if err != nil {
-		rs.Shutdown(context.Background())
-		g.devices.Close()
-		return nil, err
-	}
-	g.hub = h
-	if up := opts.Config.Upstream; up != nil {
-		u, err := uplink.New(uplink.Options{Upstream: up, Gateway: opts.Config.Gateway, Version: opts.Version,
-			DataDir: opts.DataDir, Relays: rs, Hub: h, Logger: opts.Logger})
+
+	// From here on each step that opens something says how to close it.
+	var opened closers
+	defer func() {
 		if err != nil {
-			h.Stop()
-			rs.Shutdown(context.Background())
-			g.devices.Close()
+			opened.closeAll()
+		}
+	}()
+	g.devices = hardware.NewDevicePool(opts.Config.Devices, opts.Buses, opts.Logger)
+	opened.push(func() { g.devices.Close() })
+	env := hardware.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
+	if g.relays, err = relay.New(opts.Config, env, relay.Options{Initial: initial, Metrics: g.metrics, Watchdog: time.Duration(opts.Config.Gateway.Watchdog)}); err != nil {
+		return nil, err
+	}
+	opened.push(func() { g.relays.Shutdown(context.Background()) })
+	g.writers = newWriterConfig(opts.Config, g.metrics)
+	if g.hub, err = sensor.New(opts.Config, env, sensorMetrics{g.metrics}); err != nil {
+		return nil, err
+	}
+	opened.push(g.hub.Stop)
+	if up := opts.Config.Upstream; up != nil {
+		g.uplink, err = uplink.New(uplink.Options{Upstream: up, Gateway: opts.Config.Gateway, Version: opts.Version,
+			DataDir: opts.DataDir, Relays: g.relays, Hub: g.hub, Logger: opts.Logger})
+		if err != nil {
 			return nil, err
 		}
-		g.uplink = u
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rs.Start(ctx) // also saves the states to restore and arms the watchdog
-	h.Start()
+	g.relays.Start(ctx) // also saves the states to restore and arms the watchdog
+	g.hub.Start()
 	if g.uplink != nil {
 		g.uplink.Start()
 	}
