@@ -62,6 +62,8 @@ type Gateway struct {
 	// sensorInfos is the sensor catalog, fixed for the process's life.
 	sensorInfos []protocol.SensorInfo
 	mux         *http.ServeMux
+	handler     http.Handler // mux behind the Host check (hosts.go)
+	hosts       *hostPolicy
 	srv         *http.Server
 	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
 	gate        *connGate
@@ -132,6 +134,7 @@ func New(opts Options) (*Gateway, error) {
 		}
 		g.tls = certs.tlsConfig()
 	}
+	g.hosts = newHostPolicy(opts.Config, g.tls != nil)
 	// The first level a relay sees is its initial one; with restore, the
 	// last state saved (off when none was).
 	initial, err := relay.LoadInitial(opts.DataDir, opts.Config, opts.Logger)
@@ -190,8 +193,9 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Sim != nil {
 		g.mux.Handle("/sim/", opts.Sim)
 	}
+	g.handler = g.hosts.guard(g.mux)
 	g.srv = &http.Server{
-		Handler:           g.mux,
+		Handler:           g.handler,
 		ReadHeaderTimeout: time.Duration(lim.HandshakeTimeout),
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
@@ -200,7 +204,7 @@ func New(opts Options) (*Gateway, error) {
 }
 
 // Handler is the gateway's HTTP handler.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Scheme is "https" when the gateway serves TLS, else "http".
 func (g *Gateway) Scheme() string {
