@@ -243,7 +243,7 @@ const (
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
 	DefaultUSBRelayBaud = 9600
 	// DefaultMaxTokenTTL is auth.max_token_ttl when not set.
-	DefaultMaxTokenTTL = 30 * 24 * time.Hour
+	DefaultMaxTokenTTL = auth.DefaultMaxTTL
 	// MinTokenTTL is the shortest auth.max_token_ttl accepted: the
 	// dashboard's socket tokens live one minute.
 	MinTokenTTL     = time.Minute
