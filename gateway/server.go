@@ -70,6 +70,7 @@ type Gateway struct {
 	metrics     *gatewayMetrics
 	streams     *fastStreams // sample streams written once per batch window
 	signin      *signIn      // nil: auth disabled
+	authFails   *failLog     // nil: auth disabled
 	tls         *tls.Config  // nil: plain http:// and ws://
 
 	uplink *uplink // nil: no upstream
@@ -111,7 +112,11 @@ func New(opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
-		g.auth = &auth.Authenticator{Secret: secret}
+		if a.SecretFile != "" && auth.WorldReadable(a.SecretFile) {
+			g.log.Warn("auth.secret_file is readable by every user of this machine: anyone with a shell here can mint operator tokens; make it private (chmod 600, or 640 with the gateway's group)", "file", a.SecretFile)
+		}
+		maxTTL := time.Duration(a.MaxTokenTTL)
+		g.auth = &auth.Authenticator{Secret: secret, MaxTTL: maxTTL}
 		for _, k := range a.Keys {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
@@ -124,7 +129,9 @@ func New(opts Options) (*Gateway, error) {
 		if len(g.auth.Secret) == 0 {
 			g.auth.Secret = []byte(randomToken(32))
 		}
-		g.signin = newSignIn()
+		secure := opts.Config.Gateway.TLS != nil || strings.HasPrefix(opts.Config.Gateway.PublicURL, "https://")
+		g.signin = newSignIn(newSessionStore(opts.DataDir, opts.Logger), maxTTL, secure)
+		g.authFails = &failLog{log: opts.Logger, every: authFailLogEvery}
 	}
 	// Checks that can fail come before any device is opened or driven.
 	if t := opts.Config.Gateway.TLS; t != nil {
@@ -335,6 +342,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	role, who, err := g.authenticate(r)
 	if err != nil {
+		g.authFailed(r, err)
 		g.metrics.reject(rejectAuth)
 		refuse(w, http.StatusUnauthorized, err)
 		return
