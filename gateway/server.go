@@ -196,9 +196,9 @@ func New(opts Options) (*Gateway, error) {
 		g.mux.HandleFunc("GET /echo", g.serveEcho)
 	}
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
-	g.mux.HandleFunc("GET /metrics", g.serveMetrics)
+	g.mux.HandleFunc("GET /metrics", g.metricsAccess(g.serveMetrics))
 	if opts.Sim != nil {
-		g.mux.Handle("/sim/", opts.Sim)
+		g.mux.Handle("/sim/", g.simAccess(opts.Sim))
 	}
 	g.handler = g.hosts.guard(g.mux)
 	g.srv = &http.Server{
@@ -512,6 +512,12 @@ func (g *Gateway) deviceHealth() []deviceHealth {
 }
 
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if detail, ok := g.healthDetail(w, r); !ok {
+		return
+	} else if !detail {
+		writeStatusOnly(w, "ok")
+		return
+	}
 	// status is the gateway's own ("ok" while it serves); each device's
 	// health is in devices, summed up in devices_ok.
 	devices := g.deviceHealth()

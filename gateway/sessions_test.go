@@ -104,6 +104,9 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	if resp, body := do(t, http.DefaultClient, "GET", base+"/auth/token", stolen); resp.StatusCode != 401 {
 		t.Fatalf("the ended session's cookie still gets tokens: %s %s", resp.Status, body)
 	}
+	if resp, _ := do(t, http.DefaultClient, "GET", base+"/sim/gpio", stolen); resp.StatusCode != 401 {
+		t.Fatalf("the ended session's cookie still drives /sim/: %s", resp.Status)
+	}
 	// Another session is not affected.
 	other := browser()
 	do(t, other, "GET", base+"/?token=operator-key-0123456789", nil)
