@@ -30,11 +30,15 @@ import (
 //     address of every interface of this machine that a client actually
 //     reached works, and none other);
 //   - the machine's host name (the name the sign-in link is printed with
-//     when listening on 0.0.0.0), a listen address given as a name, the
-//     host of gateway.public_url, and every entry of gateway.allowed_hosts.
+//     when listening on 0.0.0.0) and its mDNS name (<host name>.local), a
+//     listen address given as a name, the host of gateway.public_url, and
+//     every entry of gateway.allowed_hosts.
 //
 // An IP literal is never what a rebinding attack sends (rebinding needs a
-// DNS name), so allowing the listener's addresses costs nothing.
+// DNS name that the attacker controls), so allowing the listener's
+// addresses costs nothing; nor can an attacker's page be served under
+// this machine's own host name or a .local name, which public DNS does
+// not resolve.
 //
 // The check refuses requests with any other Host (403, on every endpoint,
 // before anything else) when auth is off, where a rebound page would
@@ -79,8 +83,11 @@ func newHostPolicy(cfg *config.Config, tls bool) *hostPolicy {
 			add(host)
 		}
 	}
-	if h, err := os.Hostname(); err == nil {
+	if h, err := os.Hostname(); err == nil && h != "" {
 		add(h)
+		if !strings.Contains(h, ".") {
+			add(h + ".local") // its mDNS name, as raspberrypi.local
+		}
 	}
 	for _, h := range cfg.Gateway.AllowedHosts {
 		add(h)

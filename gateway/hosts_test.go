@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,9 @@ gateway:
 	}
 	if !p.enforce {
 		t.Fatal("auth off: the check must be enforced")
+	}
+	if h, _ := os.Hostname(); h != "" && (!p.own(h+":8080", lan) || !strings.Contains(h, ".") && !p.own(h+".local", lan)) {
+		t.Fatalf("the machine's own name %q (and %s.local) must be allowed", h, h)
 	}
 	cfg, _ = config.Parse("t.yaml", []byte("gateway:\n  listen: 10.0.0.7:8080\n"))
 	p = newHostPolicy(cfg, false)
