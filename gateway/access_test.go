@@ -125,7 +125,7 @@ func TestLongTokenRefused(t *testing.T) {
 // A failed authentication logs a WARN line with the address and the
 // reason, never the token; a flood gives a line a second and a count.
 func TestFailedAuthLogged(t *testing.T) {
-	var logs logBuffer
+	var logs lockedBuf
 	_, addr, _ := startTestGateway(t, authTestYAML, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -153,7 +153,7 @@ func TestFailedAuthLogged(t *testing.T) {
 }
 
 func TestFailLogRate(t *testing.T) {
-	var logs logBuffer
+	var logs lockedBuf
 	f := &failLog{log: slog.New(slog.NewTextHandler(&logs, nil)), every: time.Second}
 	now := time.Unix(1_800_000_000, 0)
 	logged := 0
@@ -176,13 +176,13 @@ func TestWorldReadableSecretWarns(t *testing.T) {
 	os.WriteFile(file, []byte("0123456789abcdef-secret\n"), 0o644)
 	os.Chmod(file, 0o644)
 	yaml := "auth:\n  enabled: true\n  secret_file: " + file + "\nrelays:\n  - {name: pump, driver: gpio, pin: GPIO17}\n"
-	var logs logBuffer
+	var logs lockedBuf
 	startTestGateway(t, yaml, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "auth.secret_file is readable by every user") || !strings.Contains(l, "file="+file) {
 		t.Fatalf("no warning for a 0644 secret file:\n%s", l)
 	}
 	os.Chmod(file, 0o640)
-	var quiet logBuffer
+	var quiet lockedBuf
 	startTestGateway(t, yaml, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&quiet, nil)) })
 	if strings.Contains(quiet.String(), "readable by every user") {
 		t.Fatalf("a warning for a 0640 secret file:\n%s", quiet.String())

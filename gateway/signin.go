@@ -190,16 +190,8 @@ func (g *Gateway) sessionToken(r *http.Request) (role, tok string, exp time.Time
 // serveLogout answers POST /auth/logout: the session ends at once, here
 // and in every copy of its cookie, and the browser's cookie is cleared.
 func (g *Gateway) serveLogout(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	if g.signin == nil {
-		enc.Encode(map[string]any{"auth": false})
-		return
-	}
-	if err := g.checkOrigin(r); err != nil {
-		w.WriteHeader(http.StatusForbidden)
-		enc.Encode(map[string]any{"auth": true, "error": err.Error()})
+	enc, ok := g.startAuthJSON(w, r)
+	if !ok {
 		return
 	}
 	role, tok, exp, err := g.sessionToken(r)
@@ -211,20 +203,31 @@ func (g *Gateway) serveLogout(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(map[string]any{"auth": true, "signed_out": true})
 }
 
-// serveAuthToken answers GET /auth/token: a short-lived signed token for
-// the session's role, for the page's next WebSocket. With auth off it says
-// so and the page connects without a token.
-func (g *Gateway) serveAuthToken(w http.ResponseWriter, r *http.Request) {
+// startAuthJSON begins the JSON answer of an /auth/ endpoint: with auth
+// off it answers {"auth":false}, to a foreign origin 403; ok is false when
+// the answer is complete.
+func (g *Gateway) startAuthJSON(w http.ResponseWriter, r *http.Request) (enc *json.Encoder, ok bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
+	enc = json.NewEncoder(w)
 	if g.signin == nil {
 		enc.Encode(map[string]any{"auth": false})
-		return
+		return enc, false
 	}
 	if err := g.checkOrigin(r); err != nil {
 		w.WriteHeader(http.StatusForbidden)
 		enc.Encode(map[string]any{"auth": true, "error": err.Error()})
+		return enc, false
+	}
+	return enc, true
+}
+
+// serveAuthToken answers GET /auth/token: a short-lived signed token for
+// the session's role, for the page's next WebSocket. With auth off it says
+// so and the page connects without a token.
+func (g *Gateway) serveAuthToken(w http.ResponseWriter, r *http.Request) {
+	enc, ok := g.startAuthJSON(w, r)
+	if !ok {
 		return
 	}
 	role, _, _, err := g.sessionToken(r)
