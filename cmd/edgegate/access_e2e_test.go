@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // rawRequest sends one request to the gateway with the given Host header
@@ -181,4 +183,35 @@ relays:
 	if strings.Contains(p.out.String(), cookie.Value) || strings.Contains(p.out.String(), "viewer-key-0123456789") {
 		t.Fatal("a secret appears in the log")
 	}
+}
+
+// The dashboard's "Sign out" ends the session (POST auth/logout): the page
+// comes back signed out (that the cookie's copies stop working is
+// TestSessionsEndToEnd's).
+func TestDashboardSignOutChromium(t *testing.T) {
+	ctx, blog := startBrowser(t, 2*time.Minute)
+	cfg := writeConfig(t, `
+auth:
+  enabled: true
+  keys:
+    - {name: ops, key: operator-key-0123456789, role: operator}
+relays:
+  - {name: pump, driver: gpio, pin: GPIO17}
+`)
+	p := startGateway(t, "--sim", "--config", cfg)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+p.addr+"/?token=operator-key-0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, 10*time.Second, "both sockets connected after sign-in", bothConnected)
+	waitJS(t, ctx, 2*time.Second, "a sign-out button", `!document.getElementById("signout").hidden`)
+	blog.tolerateNetworkErrors(true) // auth/token's 401 once signed out
+	click(t, ctx, "#signout")
+	waitJS(t, ctx, 10*time.Second, "signed out after the click",
+		`(document.getElementById("conn-relays") || {dataset: {}}).dataset.conn === "signed-out"`)
+	// It stays signed out after a reload: the cookie is gone.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+p.addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, 10*time.Second, "signed out after a reload",
+		`(document.getElementById("conn-relays") || {dataset: {}}).dataset.conn === "signed-out"`)
 }
