@@ -215,3 +215,20 @@ relays:
 	waitJS(t, ctx, 10*time.Second, "signed out after a reload",
 		`(document.getElementById("conn-relays") || {dataset: {}}).dataset.conn === "signed-out"`)
 }
+
+// edgegate token takes its longest --ttl from the configuration.
+func TestTokenTTLFromConfig(t *testing.T) {
+	cfg := writeConfig(t, `
+auth:
+  enabled: true
+  secret: "a-test-secret-of-enough-length"
+  max_token_ttl: 2000h
+`)
+	if out, err := exec.Command(binPath, "token", "--config", cfg, "--role", "viewer", "--ttl", "1500h").CombinedOutput(); err != nil {
+		t.Fatalf("--ttl 1500h under max_token_ttl 2000h: %v\n%s", err, out)
+	}
+	out, err := exec.Command(binPath, "token", "--config", cfg, "--role", "viewer", "--ttl", "2001h").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "auth.max_token_ttl: 2000h") {
+		t.Fatalf("--ttl 2001h: %v\n%s", err, out)
+	}
+}

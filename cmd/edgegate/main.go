@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -95,7 +96,10 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := tf.Check(); err != nil {
+	// The flags alone first; the longest --ttl is the configuration's.
+	early := tf
+	early.MaxTTL = math.MaxInt64
+	if err := early.Check(); err != nil {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 2
 	}
