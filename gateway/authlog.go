@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/auth"
 )
 
 // failLog writes one WARN line per failed authentication, with the remote
@@ -41,6 +43,14 @@ func (f *failLog) failed(now time.Time, remote, path string, reason error) bool 
 	}
 	f.log.Warn("authentication failed", attrs...)
 	return true
+}
+
+// warnIfWorldReadable warns at start about a secret_file that every user
+// of the machine may read.
+func warnIfWorldReadable(log *slog.Logger, file string) {
+	if file != "" && auth.WorldReadable(file) {
+		log.Warn("auth.secret_file is readable by every user of this machine: anyone with a shell here can mint operator tokens; make it private (chmod 600, or 640 with the gateway's group)", "file", file)
+	}
 }
 
 // authFailed logs (rate-limited) a request whose credentials were refused.

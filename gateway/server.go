@@ -112,11 +112,8 @@ func New(opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.SecretFile != "" && auth.WorldReadable(a.SecretFile) {
-			g.log.Warn("auth.secret_file is readable by every user of this machine: anyone with a shell here can mint operator tokens; make it private (chmod 600, or 640 with the gateway's group)", "file", a.SecretFile)
-		}
-		maxTTL := time.Duration(a.MaxTokenTTL)
-		g.auth = &auth.Authenticator{Secret: secret, MaxTTL: maxTTL}
+		warnIfWorldReadable(g.log, a.SecretFile)
+		g.auth = &auth.Authenticator{Secret: secret, MaxTTL: time.Duration(a.MaxTokenTTL)}
 		for _, k := range a.Keys {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
@@ -129,8 +126,7 @@ func New(opts Options) (*Gateway, error) {
 		if len(g.auth.Secret) == 0 {
 			g.auth.Secret = []byte(randomToken(32))
 		}
-		secure := opts.Config.Gateway.TLS != nil || strings.HasPrefix(opts.Config.Gateway.PublicURL, "https://")
-		g.signin = newSignIn(newSessionStore(opts.DataDir, opts.Logger), maxTTL, secure)
+		g.signin = newSignIn(opts.Config, newSessionStore(opts.DataDir, opts.Logger))
 		g.authFails = &failLog{log: opts.Logger, every: authFailLogEvery}
 	}
 	// Checks that can fail come before any device is opened or driven.

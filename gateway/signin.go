@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -59,8 +60,14 @@ type signIn struct {
 	secure            bool // cookies are Secure
 }
 
-func newSignIn(sessions *sessionStore, maxTTL time.Duration, secure bool) *signIn {
-	return &signIn{sessions: sessions, sessionTTL: min(sessionLifetime, maxTTL), wsTTL: min(wsTokenTTL, maxTTL), secure: secure}
+// newSignIn is the sign-in of cfg: lifetimes capped by auth.max_token_ttl,
+// cookies Secure over TLS and behind an https:// gateway.public_url.
+func newSignIn(cfg *config.Config, sessions *sessionStore) *signIn {
+	maxTTL := time.Duration(cfg.Auth.MaxTokenTTL)
+	return &signIn{
+		sessions: sessions, sessionTTL: min(sessionLifetime, maxTTL), wsTTL: min(wsTokenTTL, maxTTL),
+		secure: cfg.Gateway.TLS != nil || strings.HasPrefix(cfg.Gateway.PublicURL, "https://"),
+	}
 }
 
 // fresh makes a new code valid from now, which replaces the previous one.
