@@ -242,12 +242,14 @@ func serve(args []string, stderr io.Writer) int {
 	if base == "" {
 		base = gw.Scheme() + "://" + publicHostPort(ln.Addr())
 	}
-	logSignIn := func() {
+	logSignIn := func(hup bool) {
 		if u := gw.SignInURL(base); u != "" {
 			log.Info("dashboard sign-in link (operator; works once, within 10 minutes; SIGHUP logs a fresh one): open it in a browser", "signin_url", u)
+		} else if hup {
+			log.Info("SIGHUP: auth is off, there is no sign-in link to renew")
 		}
 	}
-	logSignIn()
+	logSignIn(false)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -260,7 +262,7 @@ wait:
 	for {
 		select {
 		case <-hup:
-			logSignIn()
+			logSignIn(true)
 		case <-ctx.Done():
 			log.Info("shutting down")
 			break wait
