@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -18,25 +17,15 @@ import (
 
 // checkOrigin lets through requests without an Origin header (not from a
 // browser; they still need a token when auth is on) and browser requests
-// from the gateway's own origin or an allowed one.
+// from the gateway's own origins or an allowed one (hosts.go). The
+// request's Host is not consulted: a DNS-rebound page names itself there.
 func (g *Gateway) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || g.hosts.originAllowed(origin, r) {
 		return nil
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if strings.EqualFold(origin, scheme+"://"+r.Host) {
-		return nil
-	}
-	for _, o := range g.cfg.Gateway.AllowedOrigins {
-		if strings.EqualFold(origin, o) {
-			return nil
-		}
-	}
-	return fmt.Errorf("origin %s may not connect: browsers may connect from this gateway's own pages (%s://%s) or from an origin in gateway.allowed_origins", origin, scheme, r.Host)
+	return fmt.Errorf("origin %s may not connect: browsers may connect from this gateway's own pages (%s:// at localhost, one of its IP addresses, its host name, "+
+		"a name in gateway.allowed_hosts or gateway.public_url, on the port it listens on) or from an origin in gateway.allowed_origins", origin, g.hosts.scheme)
 }
 
 // connGate counts open WebSocket connections, in all and per remote IP.

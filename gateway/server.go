@@ -54,21 +54,24 @@ type Options struct {
 
 // Gateway serves the dashboard, the WebSocket subprotocols and health.
 type Gateway struct {
-	cfg     *config.Config
-	version string
-	log     *slog.Logger
-	started time.Time
-	relays  *relay.Service
-	hub     *sensor.Hub
-	devices *drivers.DevicePool // serial devices shared by relays and sensors
-	mux     *http.ServeMux
-	srv     *http.Server
-	auth    *auth.Authenticator // nil: auth disabled, everyone is an operator
-	gate    *connGate
-	metrics *gatewayMetrics
-	writers *wsconn.WriterConfig // what the connections' writers share
-	signin  *signIn              // nil: auth disabled
-	tls     *tls.Config          // nil: plain http:// and ws://
+	cfg       *config.Config
+	version   string
+	log       *slog.Logger
+	started   time.Time
+	relays    *relay.Service
+	hub       *sensor.Hub
+	devices   *drivers.DevicePool // serial devices shared by relays and sensors
+	mux       *http.ServeMux
+	handler   http.Handler // mux behind the Host check (hosts.go)
+	hosts     *hostPolicy
+	srv       *http.Server
+	auth      *auth.Authenticator // nil: auth disabled, everyone is an operator
+	gate      *connGate
+	metrics   *gatewayMetrics
+	writers   *wsconn.WriterConfig // what the connections' writers share
+	signin    *signIn              // nil: auth disabled
+	authFails *failLog             // nil: auth disabled
+	tls       *tls.Config          // nil: plain http:// and ws://
 
 	uplink *uplink.Uplink // nil: no upstream
 
@@ -110,7 +113,8 @@ func New(opts Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		g.auth = &auth.Authenticator{Secret: secret}
+		warnIfWorldReadable(g.log, a.SecretFile)
+		g.auth = &auth.Authenticator{Secret: secret, MaxTTL: time.Duration(a.MaxTokenTTL)}
 		for _, k := range a.Keys {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
@@ -123,7 +127,8 @@ func New(opts Options) (_ *Gateway, err error) {
 		if len(g.auth.Secret) == 0 {
 			g.auth.Secret = []byte(randomToken(32))
 		}
-		g.signin = newSignIn()
+		g.signin = newSignIn(opts.Config, newSessionStore(opts.DataDir, opts.Logger))
+		g.authFails = &failLog{log: opts.Logger, every: authFailLogEvery}
 	}
 	// Checks that can fail come before any device is opened or driven.
 	if t := opts.Config.Gateway.TLS; t != nil {
@@ -133,6 +138,7 @@ func New(opts Options) (_ *Gateway, err error) {
 		}
 		g.tls = certs.tlsConfig()
 	}
+	g.hosts = newHostPolicy(opts.Config, g.tls != nil)
 	// The first level a relay sees is its initial one; with restore, the
 	// last state saved (off when none was).
 	initial, err := relay.LoadInitial(opts.DataDir, opts.Config, opts.Logger)
@@ -183,12 +189,13 @@ func New(opts Options) (_ *Gateway, err error) {
 		g.mux.HandleFunc("GET /echo", g.serveEcho)
 	}
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
-	g.mux.HandleFunc("GET /metrics", g.serveMetrics)
+	g.mux.HandleFunc("GET /metrics", g.metricsAccess(g.serveMetrics))
 	if opts.Sim != nil {
-		g.mux.Handle("/sim/", opts.Sim)
+		g.mux.Handle("/sim/", g.simAccess(opts.Sim))
 	}
+	g.handler = g.hosts.guard(g.mux)
 	g.srv = &http.Server{
-		Handler:           g.mux,
+		Handler:           g.handler,
 		ReadHeaderTimeout: time.Duration(lim.HandshakeTimeout),
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
@@ -197,7 +204,7 @@ func New(opts Options) (_ *Gateway, err error) {
 }
 
 // Handler is the gateway's HTTP handler.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Scheme is "https" when the gateway serves TLS, else "http".
 func (g *Gateway) Scheme() string {
@@ -328,6 +335,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	role, who, err := g.authenticate(r)
 	if err != nil {
+		g.authFailed(r, err)
 		g.metrics.reject(rejectAuth)
 		refuse(w, http.StatusUnauthorized, err)
 		return
@@ -499,6 +507,12 @@ func (g *Gateway) deviceHealth() []deviceHealth {
 }
 
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if detail, ok := g.healthDetail(w, r); !ok {
+		return
+	} else if !detail {
+		writeStatusOnly(w, "ok")
+		return
+	}
 	// status is the gateway's own ("ok" while it serves); each device's
 	// health is in devices, summed up in devices_ok.
 	devices := g.deviceHealth()

@@ -41,13 +41,22 @@ type Config struct {
 
 // Gateway is the gateway section: the listener and its limits.
 type Gateway struct {
-	ID             string    `yaml:"id"`     // default: the host name
-	Listen         string    `yaml:"listen"` // host:port, default 127.0.0.1:8080
-	TLS            *TLS      `yaml:"tls"`    // nil: plain ws:// and http://
-	AllowedOrigins []string  `yaml:"allowed_origins"`
-	Compression    bool      `yaml:"compression"` // permessage-deflate, default true
-	Heartbeat      Heartbeat `yaml:"heartbeat"`
-	Limits         Limits    `yaml:"limits"`
+	ID             string   `yaml:"id"`     // default: the host name
+	Listen         string   `yaml:"listen"` // host:port, default 127.0.0.1:8080
+	TLS            *TLS     `yaml:"tls"`    // nil: plain ws:// and http://
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHosts are the host names (or IP addresses) besides loopback
+	// and the listener's own addresses that requests may name in their
+	// Host header; see gateway/hosts.go. Kept lower case, as written.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// PublicURL is where browsers reach the gateway when that is not its
+	// listener (a TLS-terminating reverse proxy): its origin is one of the
+	// gateway's own, its host an allowed one, and https:// marks the
+	// session cookie Secure. "" when not set.
+	PublicURL   string    `yaml:"public_url"`
+	Compression bool      `yaml:"compression"` // permessage-deflate, default true
+	Heartbeat   Heartbeat `yaml:"heartbeat"`
+	Limits      Limits    `yaml:"limits"`
 	// Watchdog applies every relay's failsafe state when no operator
 	// connection has been alive for this long; 0 = off.
 	Watchdog Duration `yaml:"watchdog"`
@@ -91,6 +100,16 @@ type Auth struct {
 	Secret     string   `yaml:"secret"`      // HMAC key for signed tokens, inline
 	SecretFile string   `yaml:"secret_file"` // or read from this file (not read by Parse)
 	Keys       []APIKey `yaml:"keys"`
+	// MaxTokenTTL caps the lifetime of every signed token the gateway
+	// and edgegate token mint, and refuses presented tokens that would
+	// outlive it. Default 30 days; at least 1m.
+	MaxTokenTTL Duration `yaml:"max_token_ttl"`
+	// PublicHealth: /healthz tells unauthenticated clients its status
+	// (and nothing else) when auth is on. Default true.
+	PublicHealth bool `yaml:"public_health"`
+	// PublicMetrics: /metrics is served without a token when auth is
+	// on. Default false.
+	PublicMetrics bool `yaml:"public_metrics"`
 }
 
 // APIKey is one static API key. Names and keys are unique.
@@ -218,8 +237,13 @@ const (
 	USBRelayChannels = drivers.USBRelayChannels
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
 	DefaultUSBRelayBaud = drivers.USBRelayBaud
-	defaultMaxPulse     = Duration(60 * time.Second)
-	defaultInterval     = Duration(time.Second)
+	// DefaultMaxTokenTTL is auth.max_token_ttl when not set.
+	DefaultMaxTokenTTL = auth.DefaultMaxTTL
+	// MinTokenTTL is the shortest auth.max_token_ttl accepted: the
+	// dashboard's socket tokens live one minute.
+	MinTokenTTL     = time.Minute
+	defaultMaxPulse = Duration(60 * time.Second)
+	defaultInterval = Duration(time.Second)
 )
 
 // Default returns the configuration of an empty file: every default
@@ -249,6 +273,7 @@ func Default() *Config {
 				SubscriberQueue:     1024,
 			},
 		},
+		Auth: Auth{MaxTokenTTL: Duration(DefaultMaxTokenTTL), PublicHealth: true},
 	}
 }
 

@@ -233,6 +233,15 @@ func (p *parser) checkGateway(g *Gateway) {
 			p.fieldf(path, at, "want an origin such as %q (scheme://host[:port], nothing after it), got %q", "https://dash.example", o)
 		}
 	}
+	for i, h := range g.AllowedHosts {
+		path := fmt.Sprintf("gateway.allowed_hosts[%d]", i)
+		if p.use(path) && !validHostName(h) {
+			p.fieldf(path, at, "want a host name or IP address as browsers write it in their address bar, without scheme, port or wildcard, such as %q or %q, got %q", "raspberrypi.local", "192.168.1.20", h)
+		}
+	}
+	if p.use("gateway.public_url") && p.present("gateway.public_url") && !validPublicURL(g.PublicURL) {
+		p.fieldf("gateway.public_url", at, "want the URL browsers open the gateway at, such as %q (http:// or https://, a host, optionally a port and a path; no user, query or fragment), got %q", "https://pi.example", g.PublicURL)
+	}
 	hb := &g.Heartbeat
 	iOK := p.atLeast("gateway.heartbeat.interval", hb.Interval, minHeartbeat, at)
 	tOK := p.atLeast("gateway.heartbeat.timeout", hb.Timeout, minHeartbeat, at)
@@ -286,6 +295,39 @@ func validOrigin(o string) bool {
 	return u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" && !strings.HasSuffix(o, "#")
 }
 
+// validHostName reports whether h is a DNS name (letters, digits, - and
+// . labels) or an IP address (an IPv6 one with or without brackets).
+func validHostName(h string) bool {
+	if ip := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"); net.ParseIP(ip) != nil {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validPublicURL reports whether u is an http:// or https:// URL with a
+// host and nothing but a path after it.
+func validPublicURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || !validHostName(u.Hostname()) {
+		return false
+	}
+	return u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" && !strings.ContainsAny(s, "?#")
+}
+
 func (p *parser) checkAuth(a *Auth) {
 	al := p.line("auth", 1)
 	if p.present("auth.secret") && p.present("auth.secret_file") {
@@ -330,6 +372,9 @@ func (p *parser) checkAuth(a *Auth) {
 		if p.need(item+".role", k.Role, k.Line, "use viewer or operator") {
 			p.oneOf(item+".role", k.Role, k.Line, protocol.RoleViewer, protocol.RoleOperator)
 		}
+	}
+	if p.use("auth.max_token_ttl") && a.MaxTokenTTL < Duration(MinTokenTTL) {
+		p.fieldf("auth.max_token_ttl", al, "must be at least %v (the dashboard's socket tokens live that long), got %v (default %v)", Duration(MinTokenTTL), a.MaxTokenTTL, Duration(DefaultMaxTokenTTL))
 	}
 	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") &&
 		a.Secret == "" && a.SecretFile == "" && len(a.Keys) == 0 {
