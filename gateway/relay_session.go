@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"log/slog"
+
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/protocol"
 )
@@ -11,26 +13,32 @@ type relaySession struct {
 	ops relay.Requests
 }
 
-// startRelaySession subscribes a session to relay events and queues its
-// hello, in one step, before any event can be queued (a service: see
-// Gateway.services).
-func startRelaySession(g *Gateway, p *peer) (*outbox, func(payload []byte), func()) {
+// relayControl is the relay-control.v1 service: what its sessions need.
+type relayControl struct {
+	relays      *relay.Service
+	id, version string // the gateway's, for the hello
+	log         *slog.Logger
+}
+
+// start subscribes a session to relay events and queues its hello, in one
+// step, before any event can be queued (a service: see Gateway.services).
+func (rc *relayControl) start(p *peer) (*outbox, func(payload []byte), func()) {
 	operator := p.role == protocol.RoleOperator
 	if operator {
-		g.relays.OperatorUp()
+		rc.relays.OperatorUp()
 	}
 	s := &relaySession{out: newOutbox()}
-	s.ops = relay.Requests{Service: g.relays, Role: p.role, Source: protocol.SourceClient, Reply: s.out.pushReply,
-		Who: p.who, Remote: p.remote, Log: g.log}
-	unsubscribe := g.relays.Subscribe(s, func(list []protocol.RelayInfo) {
+	s.ops = relay.Requests{Service: rc.relays, Role: p.role, Source: protocol.SourceClient, Reply: s.out.pushReply,
+		Who: p.who, Remote: p.remote, Log: rc.log}
+	unsubscribe := rc.relays.Subscribe(s, func(list []protocol.RelayInfo) {
 		s.out.pushReply(func(b []byte) []byte {
-			return protocol.AppendRelayHello(b, g.cfg.Gateway.ID, g.version, p.role, list)
+			return protocol.AppendRelayHello(b, rc.id, rc.version, p.role, list)
 		})
 	})
 	return s.out, s.ops.Handle, func() {
 		unsubscribe()
 		if operator {
-			g.relays.OperatorDown()
+			rc.relays.OperatorDown()
 		}
 	}
 }

@@ -11,10 +11,17 @@ import (
 	"github.com/edgegate/edgegate/protocol"
 )
 
+// sensorStream is the sensor-stream.v1 service: what its sessions need.
+type sensorStream struct {
+	hub         *sensor.Hub
+	id, version string // the gateway's, for the hello
+	queue       int    // samples a subscriber may have waiting (gateway.limits.subscriber_queue)
+}
+
 // sensorSession is one sensor-stream.v1 connection: a subscriber of the
 // sensor hub whose samples go to the connection's writer.
 type sensorSession struct {
-	g   *Gateway
+	hub *sensor.Hub
 	out *outbox
 	sub sensor.Subscription
 	req protocol.Request
@@ -23,20 +30,20 @@ type sensorSession struct {
 // defaultSubscriberQueue is gateway.limits.subscriber_queue when unset.
 const defaultSubscriberQueue = 1024
 
-// startSensorSession makes a session and queues its hello (a service: see
+// start makes a session and queues its hello (a service: see
 // Gateway.services).
-func startSensorSession(g *Gateway, p *peer) (*outbox, func(payload []byte), func()) {
-	s := &sensorSession{g: g, out: newOutbox()}
+func (ss *sensorStream) start(p *peer) (*outbox, func(payload []byte), func()) {
+	s := &sensorSession{hub: ss.hub, out: newOutbox()}
 	s.sub.Subscriber = s
-	queue := g.cfg.Gateway.Limits.SubscriberQueue
+	queue := ss.queue
 	if queue <= 0 {
 		queue = defaultSubscriberQueue
 	}
 	s.out.writer().SetQueueLimit(queue) // the queue is made by the first sample
 	s.out.pushReply(func(b []byte) []byte {
-		return protocol.AppendSensorHello(b, g.cfg.Gateway.ID, g.version, p.role, g.hub.Catalog())
+		return protocol.AppendSensorHello(b, ss.id, ss.version, p.role, ss.hub.Catalog())
 	})
-	return s.out, s.handle, func() { g.hub.Remove(&s.sub) }
+	return s.out, s.handle, func() { ss.hub.Remove(&s.sub) }
 }
 
 // Queue, Deliver and Purge make the session the hub's subscriber: its
@@ -63,7 +70,7 @@ func (s *sensorSession) handle(payload []byte) {
 	}
 	switch req.Op {
 	case protocol.OpList:
-		s.out.pushReply(func(b []byte) []byte { return protocol.AppendSensorList(b, req.ID, s.g.hub.Catalog()) })
+		s.out.pushReply(func(b []byte) []byte { return protocol.AppendSensorList(b, req.ID, s.hub.Catalog()) })
 		return
 	case protocol.OpSubscribe, protocol.OpUnsubscribe:
 	default:
@@ -74,7 +81,7 @@ func (s *sensorSession) handle(payload []byte) {
 		s.replyError(req.ID, protocol.CodeBadRequest, req.Op+` needs "sensors": a list of names or patterns, e.g. ["room.*"]`)
 		return
 	}
-	hub := s.g.hub
+	hub := s.hub
 	sensors, err := hub.Match(req.Sensors)
 	if err != nil {
 		var ue *sensor.UnknownSensorError

@@ -103,10 +103,6 @@ func New(opts Options) (_ *Gateway, err error) {
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
 		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
-		services: map[string]service{
-			protocol.RelayControlV1: startRelaySession,
-			protocol.SensorStreamV1: startSensorSession,
-		},
 	}
 	if a := opts.Config.Auth; a.Enabled {
 		secret, err := auth.LoadSecret(a.Secret, a.SecretFile)
@@ -165,6 +161,10 @@ func New(opts Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	opened.push(g.hub.Stop)
+	g.services = map[string]service{
+		protocol.RelayControlV1: (&relayControl{relays: g.relays, id: opts.Config.Gateway.ID, version: opts.Version, log: opts.Logger}).start,
+		protocol.SensorStreamV1: (&sensorStream{hub: g.hub, id: opts.Config.Gateway.ID, version: opts.Version, queue: opts.Config.Gateway.Limits.SubscriberQueue}).start,
+	}
 	if up := opts.Config.Upstream; up != nil {
 		g.uplink, err = uplink.New(uplink.Options{Upstream: up, Gateway: opts.Config.Gateway, Version: opts.Version,
 			DataDir: opts.DataDir, Relays: g.relays, Hub: g.hub, Logger: opts.Logger})
@@ -378,7 +378,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// shallow one is kept (see reader.serve).
 	handedOff = true
 	g.logSession("session start", p)
-	o, handle, end := g.services[proto](g, p)
+	o, handle, end := g.services[proto](p)
 	s := g.startSession(c, p, o, handle)
 	go func() {
 		defer release()
@@ -392,7 +392,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // A service starts a session of its subprotocol for p: it queues the hello
 // and returns the session's outbox, the handler of each message it
 // receives, and end, which undoes the start once the session is over.
-type service func(g *Gateway, p *peer) (o *outbox, handle func(payload []byte), end func())
+type service func(p *peer) (o *outbox, handle func(payload []byte), end func())
 
 // logSession logs a session's start or end at debug level.
 func (g *Gateway) logSession(msg string, p *peer) {

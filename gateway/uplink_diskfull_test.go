@@ -41,7 +41,7 @@ func TestUplinkDiskFull(t *testing.T) {
 		t.Fatalf("buffer error %q does not say what to do", m.BufferError)
 	}
 	rec := httptest.NewRecorder()
-	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/healthz", nil))
 	var health struct {
 		Uplink map[string]any `json:"uplink"`
 	}
@@ -57,7 +57,7 @@ func TestUplinkDiskFull(t *testing.T) {
 		}
 	}
 	rec = httptest.NewRecorder()
-	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/metrics", nil))
 	if !strings.Contains(rec.Body.String(), "\nedgegate_uplink_buffer_corrupt_records_total 0\n") {
 		t.Fatalf("/metrics has no corrupt-records counter:\n%s", rec.Body.String())
 	}
