@@ -85,7 +85,8 @@ func (p *simPort) plug() (*os.File, error) {
 	}
 	tmp := p.link + ".new"
 	os.Remove(tmp)
-	if err := os.Symlink(s.Name(), tmp); err == nil {
+	err = os.Symlink(s.Name(), tmp)
+	if err == nil {
 		err = os.Rename(tmp, p.link)
 	}
 	if err != nil {

@@ -169,13 +169,6 @@ func (g *Gateway) handleSignIn(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// session returns the role of the request's session cookie, and the
-// cookie's token and expiry.
-func (g *Gateway) session(r *http.Request) (role string, ok bool) {
-	role, _, _, err := g.sessionToken(r)
-	return role, err == nil
-}
-
 // errSessionEnded is a session cookie whose session was ended.
 var errSessionEnded = errors.New("this session was signed out")
 

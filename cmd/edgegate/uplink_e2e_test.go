@@ -209,11 +209,11 @@ func TestUplinkBackendOutage(t *testing.T) {
 	b.stop()
 	// The outage: the sensor keeps streaming at 100 Hz into the buffer.
 	down := time.Now()
-	h := waitHealth(t, p, 10*time.Second, "the outage", func(h map[string]any) bool {
+	waitHealth(t, p, 10*time.Second, "the outage", func(h map[string]any) bool {
 		return h["state"] != "connected" && h["last_error"] != ""
 	})
 	time.Sleep(4*time.Second - time.Since(down))
-	h = uplinkHealth(t, p)
+	h := uplinkHealth(t, p)
 	if num(h["buffer_depth"]) < 100 {
 		t.Fatalf("after 4 s down the buffer holds %v samples, want ≥ 100 (100 Hz): %v", h["buffer_depth"], h)
 	}

@@ -18,7 +18,7 @@ func TestOpTimeout(t *testing.T) {
 	to.end()
 	for i := 0; i < 50; i++ {
 		// Timeouts about as long as the operations: some fire as they end.
-		ctx = to.begin(time.Duration(i%3) * time.Microsecond)
+		to.begin(time.Duration(i%3) * time.Microsecond)
 		to.end()
 	}
 	ctx = to.begin(time.Hour)

@@ -370,7 +370,7 @@ func TestDeliverSharesAndBudget(t *testing.T) {
 		p.SetReadDeadline(time.Now().Add(10 * time.Second))
 		r := bufio.NewReader(p)
 		for round := range rounds {
-			f, err := ws.ReadFrame(r)
+			f, err := wstest.ReadFrame(r)
 			if err != nil || string(f.Payload) != msg(round) {
 				t.Fatalf("connection %d, message %d: %q, %v", i, round, f.Payload, err)
 			}

@@ -422,7 +422,7 @@ func TestDeliverLeavesWhatWouldWaitToAFlusher(t *testing.T) {
 	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(peer)
 	for i, size := range []int{100, 20000} {
-		f, err := ws.ReadFrame(r)
+		f, err := wstest.ReadFrame(r)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}

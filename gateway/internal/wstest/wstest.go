@@ -6,6 +6,7 @@ package wstest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -51,7 +52,7 @@ func (c *RecordConn) Frames(t testing.TB) []ws.Frame {
 	r := bufio.NewReader(bytes.NewReader(c.Buf.Bytes()))
 	var fs []ws.Frame
 	for {
-		f, err := ws.ReadFrame(r)
+		f, err := ReadFrame(r)
 		if err == io.EOF {
 			return fs
 		}
@@ -95,4 +96,28 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// MaxFrame bounds the payload ReadFrame takes: the tests' frames are small.
+const MaxFrame = 16 << 20
+
+// ReadFrame reads one frame from r and unmasks its payload, refusing a
+// payload over MaxFrame before reading it (ws.ReadFrame reads whatever
+// length the header declares).
+func ReadFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > MaxFrame {
+		return ws.Frame{}, fmt.Errorf("a frame of %d bytes: more than a test's %d", h.Length, MaxFrame)
+	}
+	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+	if _, err := io.ReadFull(r, f.Payload); err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Masked {
+		ws.Cipher(f.Payload, h.Mask, 0)
+	}
+	return f, nil
 }
