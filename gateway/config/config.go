@@ -145,10 +145,6 @@ const (
 	ChipMCP23017 = drivers.ChipMCP23017
 )
 
-// ChipChannels is the number of relay channels of an i2c-relay chip (0 for
-// an unknown chip): drivers.ChipChannels.
-func ChipChannels(chip string) int { return drivers.ChipChannels(chip) }
-
 // Relay is one entry of relays. Which fields apply depends on Driver:
 //
 //	gpio:         Pin, ActiveLow

@@ -65,11 +65,11 @@ var (
 	}
 )
 
-// RelayDrivers lists the relay drivers of this build, sorted.
-func RelayDrivers() []string { return slices.Sorted(maps.Keys(relayDrivers)) }
+// relayDriverNames lists the relay drivers of this build, sorted.
+func relayDriverNames() []string { return slices.Sorted(maps.Keys(relayDrivers)) }
 
-// SensorDrivers lists the sensor drivers of this build, sorted.
-func SensorDrivers() []string { return slices.Sorted(maps.Keys(sensorDrivers)) }
+// sensorDriverNames lists the sensor drivers of this build, sorted.
+func sensorDriverNames() []string { return slices.Sorted(maps.Keys(sensorDrivers)) }
 
 // OpenRelay opens the configured relay rc with its driver. It does not change
 // the relay's output: the first level is driven by the first Set.

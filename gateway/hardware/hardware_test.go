@@ -11,11 +11,11 @@ import (
 
 func TestUnknownDriverNamesTheAvailableOnes(t *testing.T) {
 	_, err := OpenRelay(config.Relay{Name: "pump", Driver: "nope"}, Env{})
-	if err == nil || !strings.Contains(err.Error(), `relay "pump": driver "nope" is not available in this build (available: `+strings.Join(RelayDrivers(), ", ")+")") {
+	if err == nil || !strings.Contains(err.Error(), `relay "pump": driver "nope" is not available in this build (available: `+strings.Join(relayDriverNames(), ", ")+")") {
 		t.Fatalf("relay: %v", err)
 	}
 	_, err = OpenSensor(config.Sensor{Name: "room", Driver: "nope"}, Env{})
-	if err == nil || !strings.Contains(err.Error(), `sensor "room": driver "nope" is not available in this build (available: `+strings.Join(SensorDrivers(), ", ")+")") {
+	if err == nil || !strings.Contains(err.Error(), `sensor "room": driver "nope" is not available in this build (available: `+strings.Join(sensorDriverNames(), ", ")+")") {
 		t.Fatalf("sensor: %v", err)
 	}
 	_, err = OpenRelay(config.Relay{Name: "x", Driver: "telepathy"}, Env{Buses: firmwaresim.NewHardware(nil)})
