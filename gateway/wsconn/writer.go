@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -28,12 +29,18 @@ import (
 // connection.
 
 // maxControlQueue is how many replies and events may wait for a client that
-// reads slowly. They are never dropped: a client past this is disconnected
-// (close 1008) and gets a fresh hello when it reconnects.
-const maxControlQueue = 1024
+// reads slowly, and maxControlBytes how many bytes of them. They are never
+// dropped: a client past either is disconnected (close 1008) and gets a
+// fresh hello when it reconnects. So a client that sends requests without
+// reading their replies makes its connection hold at most maxControlBytes
+// (plus one frame) of them, whatever it sends.
+const (
+	maxControlQueue = 1024
+	maxControlBytes = 256 << 10
+)
 
 // ErrTooSlow is the error a Writer fails with when its peer reads so slowly
-// that maxControlQueue control frames wait for it.
+// that maxControlQueue control frames (or maxControlBytes) wait for it.
 var ErrTooSlow = errors.New("client too slow: outgoing queue full")
 
 // Releaser is what a queued control frame is made of, when it is shared or
@@ -78,7 +85,8 @@ type Writer struct {
 	ctrl    []control
 	ring    []queued // nil until the first sample; grows up to limit
 	head, n int
-	limit   int // most samples queued; 0: none may be
+	limit   int32 // most samples queued; 0: none may be
+	ctrlLen int32 // bytes of the control frames in ctrl
 	dropped uint64
 	kicked  bool
 
@@ -170,7 +178,7 @@ func (w *Writer) Stop() {
 		release(m)
 		w.ctrl[i] = control{}
 	}
-	w.ctrl = nil
+	w.ctrl, w.ctrlLen = nil, 0
 	for i := 0; i < w.n; i++ {
 		w.ring[(w.head+i)%len(w.ring)].s.Release()
 		w.ring[(w.head+i)%len(w.ring)] = queued{}
@@ -182,7 +190,7 @@ func (w *Writer) Stop() {
 // by the first sample, and grows as far as its stream needs).
 func (w *Writer) SetQueueLimit(n int) {
 	w.mu.Lock()
-	w.limit = n
+	w.limit = int32(min(n, math.MaxInt32))
 	w.mu.Unlock()
 }
 
@@ -192,7 +200,7 @@ func (w *Writer) SetQueueLimit(n int) {
 // behind: then the frame is dropped and the connection ends (ErrTooSlow).
 func (w *Writer) PushControl(data []byte, rel Releaser) bool {
 	w.mu.Lock()
-	if len(w.ctrl) >= maxControlQueue || w.kicked {
+	if len(w.ctrl) >= maxControlQueue || len(w.ctrl) > 0 && int(w.ctrlLen)+len(data) > maxControlBytes || w.kicked {
 		w.kicked = true
 		w.endHoldLocked()
 		w.mu.Unlock()
@@ -201,6 +209,7 @@ func (w *Writer) PushControl(data []byte, rel Releaser) bool {
 		return false
 	}
 	w.ctrl = append(w.ctrl, control{data, rel})
+	w.ctrlLen += int32(min(len(data), maxControlBytes))
 	w.endHoldLocked()
 	w.mu.Unlock()
 	w.wake()
@@ -350,7 +359,7 @@ func (w *Writer) pendingLocked() bool { return len(w.ctrl) > 0 || w.n > 0 || w.k
 // pushSampleLocked queues a sample (the caller holds w.mu and has handed
 // over a reference). When the ring is full the oldest goes.
 func (w *Writer) pushSampleLocked(s Sample, binary bool) {
-	if w.n == len(w.ring) && len(w.ring) < w.limit {
+	if w.n == len(w.ring) && len(w.ring) < int(w.limit) {
 		w.growLocked()
 	}
 	if w.n == len(w.ring) {
@@ -374,7 +383,7 @@ func (w *Writer) pushSampleLocked(s Sample, binary bool) {
 // window that is 128 entries (3 KiB), not subscriber_queue's 1,024 (24 KiB),
 // for memory and for the garbage collector, which scans every entry.
 func (w *Writer) growLocked() {
-	ring := make([]queued, min(max(2*len(w.ring), minRing), w.limit))
+	ring := make([]queued, min(max(2*len(w.ring), minRing), int(w.limit)))
 	for i := 0; i < w.n; i++ {
 		ring[i] = w.ring[(w.head+i)%len(w.ring)]
 	}
@@ -568,7 +577,7 @@ func (w *Writer) collect() error {
 	}
 	w.taken = append(w.taken[:0], w.ctrl...)
 	clear(w.ctrl)
-	w.ctrl = w.ctrl[:0]
+	w.ctrl, w.ctrlLen = w.ctrl[:0], 0
 	w.samples = w.samples[:0]
 	for ; w.n > 0; w.n-- {
 		w.samples = append(w.samples, w.ring[w.head])

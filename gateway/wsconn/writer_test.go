@@ -162,6 +162,34 @@ func TestControlFramesReleasedOnce(t *testing.T) {
 	}
 }
 
+// What waits for a client that reads nothing is bounded in bytes too:
+// replies of 4 KiB fill the queue at maxControlBytes, long before
+// maxControlQueue of them, and one frame larger than the bound still goes
+// to a connection with nothing else waiting.
+func TestControlQueueBoundedInBytes(t *testing.T) {
+	reply := make([]byte, 4<<10)
+	w := testWriter(nil, WriterConfig{}, 0)
+	n := 0
+	for w.PushReply(func(b []byte) []byte { return append(b, reply...) }) {
+		n++
+		if n > maxControlQueue {
+			t.Fatal("replies of 4 KiB are queued past maxControlQueue")
+		}
+	}
+	if want := maxControlBytes / len(reply); n != want {
+		t.Fatalf("%d replies of 4 KiB queued, want %d (%d bytes)", n, want, maxControlBytes)
+	}
+	w.Stop()
+	w = testWriter(nil, WriterConfig{}, 0)
+	if !w.PushControl(make([]byte, 2*maxControlBytes), nil) {
+		t.Fatal("a frame larger than the bound was refused with nothing else queued")
+	}
+	if w.PushControl([]byte("y"), nil) {
+		t.Fatal("a frame queued behind one past the bound")
+	}
+	w.Stop()
+}
+
 // events records what a writer tells.
 type events struct {
 	sent   int
