@@ -52,10 +52,19 @@ type Env struct {
 	// share; the gateway creates it before opening relays and sensors and
 	// closes it after them. Serial drivers refuse to open without it.
 	Devices *DevicePool
-	// DataDir keeps state that outlives a restart (empty: none): a serial
-	// board's sensors remember there what the board announced, so that they
-	// can start while the board is unplugged.
-	DataDir string
+	// State keeps what a driver must remember across restarts (nil:
+	// nothing is kept): a serial board's sensors remember there what the
+	// board announced, so that they can start while the board is unplugged.
+	State StateStore
+}
+
+// StateStore keeps small named records across restarts for the drivers
+// (the gateway keeps them as files in its data dir, written atomically).
+type StateStore interface {
+	// Load returns the record saved under name; an error when there is none.
+	Load(name string) ([]byte, error)
+	// Save replaces the record under name, whole or not at all.
+	Save(name string, data []byte) error
 }
 
 // Reporter is a Relay whose output can also change on the device itself: a

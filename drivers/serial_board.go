@@ -6,14 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/edgegate/edgegate/internal/fileutil"
 )
 
 // The serial-board driver talks to a microcontroller board running the
@@ -733,7 +729,7 @@ const boardIdentifyWait = 3 * time.Second
 // OpenBoardSensor opens the sensor block of a serial board, opening the
 // board on first use. It waits (up to a few seconds) for the board to
 // announce its quantities, or uses what it announced before (kept in
-// env.DataDir).
+// env.State).
 func OpenBoardSensor(o BoardSensorOpts, env Env) (Sensor, error) {
 	b, err := env.board(o, o.Device)
 	if err != nil {
@@ -750,7 +746,7 @@ func OpenBoardSensor(o BoardSensorOpts, env Env) (Sensor, error) {
 		// Its sensors are named by what the board announces: without an
 		// answer, use what it announced last time, if it ever did; reads
 		// fail (sensor_error) until it is back.
-		if qs := loadBoardQuantities(env.DataDir, o.Device); len(qs) > 0 {
+		if qs := loadBoardQuantities(env.State, o.Device); len(qs) > 0 {
 			env.logger().Warn("serial board not answering at start; its sensor uses the quantities it announced before", "device", o.Device, "err", err)
 			return &boardSensor{name: o.Name, b: b, interval: interval, quantities: qs}, nil
 		}
@@ -759,33 +755,32 @@ func OpenBoardSensor(o BoardSensorOpts, env Env) (Sensor, error) {
 	if len(info.quantities) == 0 {
 		return nil, fmt.Errorf("board %q (%s) announces no sensors; remove the sensor entry or update the firmware", b.name, info.firmware)
 	}
-	if err := saveBoardQuantities(env.DataDir, o.Device, info.quantities); err != nil {
+	if err := saveBoardQuantities(env.State, o.Device, info.quantities); err != nil {
 		env.logger().Warn("cannot remember a serial board's sensors in the data dir", "device", o.Device, "err", err)
 	}
 	return &boardSensor{name: o.Name, b: b, interval: interval, quantities: info.quantities}, nil
 }
 
-// boardQuantitiesFile is where a board's announced quantities are kept.
-func boardQuantitiesFile(dataDir, device string) string {
-	return filepath.Join(dataDir, "serial-board-"+device+".json")
-}
+// boardQuantitiesRecord is the name a board's announced quantities are
+// kept under.
+func boardQuantitiesRecord(device string) string { return "serial-board-" + device + ".json" }
 
-func saveBoardQuantities(dataDir, device string, qs []Quantity) error {
-	if dataDir == "" {
+func saveBoardQuantities(st StateStore, device string, qs []Quantity) error {
+	if st == nil {
 		return nil
 	}
 	b, err := json.Marshal(qs)
 	if err != nil {
 		return err
 	}
-	return fileutil.WriteAtomic(boardQuantitiesFile(dataDir, device), b, true)
+	return st.Save(boardQuantitiesRecord(device), b)
 }
 
-func loadBoardQuantities(dataDir, device string) []Quantity {
-	if dataDir == "" {
+func loadBoardQuantities(st StateStore, device string) []Quantity {
+	if st == nil {
 		return nil
 	}
-	b, err := os.ReadFile(boardQuantitiesFile(dataDir, device))
+	b, err := st.Load(boardQuantitiesRecord(device))
 	if err != nil {
 		return nil
 	}

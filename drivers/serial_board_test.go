@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -426,7 +427,7 @@ func TestSerialBoardMuteAndSlow(t *testing.T) {
 // restarted while the board is unplugged still starts; its reads fail
 // until the board is back.
 func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
-	dataDir := t.TempDir()
+	state := memState{}
 	b, err := firmwaresim.NewBoard(firmwaresim.BoardOptions{Relays: 2, Telemetry: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -437,7 +438,7 @@ func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
 		pool := drivers.NewDevicePool([]drivers.SerialDevice{{Name: "board", Driver: drivers.SerialBoardDriver, Port: b.Path(), Baud: 115200}}, quietLog)
 		pool.MaxBackoff = 200 * time.Millisecond
 		t.Cleanup(func() { pool.Close() })
-		s, err := drivers.OpenBoardSensor(o, drivers.Env{Devices: pool, DataDir: dataDir, Logger: quietLog})
+		s, err := drivers.OpenBoardSensor(o, drivers.Env{Devices: pool, State: state, Logger: quietLog})
 		return s, pool, err
 	}
 	// Without a data dir's memory, an unplugged board cannot name its sensors.
@@ -487,4 +488,21 @@ func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// memState is a drivers.StateStore in memory, kept for a test's life as a
+// data dir is for the gateway's.
+type memState map[string][]byte
+
+func (m memState) Load(name string) ([]byte, error) {
+	b, ok := m[name]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return b, nil
+}
+
+func (m memState) Save(name string, data []byte) error {
+	m[name] = append([]byte(nil), data...)
+	return nil
 }

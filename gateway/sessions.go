@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/internal/fileutil"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // Server-side ends of browser sessions. A session cookie is a signed token

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // Env is what opening a configured relay or sensor needs besides its entry.
@@ -43,7 +46,23 @@ func (e Env) drivers() drivers.Env {
 	if log == nil {
 		log = slog.Default()
 	}
-	return drivers.Env{Buses: e.Buses, Logger: log, Sim: e.Sim, Devices: e.Devices, DataDir: e.DataDir}
+	env := drivers.Env{Buses: e.Buses, Logger: log, Sim: e.Sim, Devices: e.Devices}
+	if e.DataDir != "" {
+		env.State = dirState(e.DataDir)
+	}
+	return env
+}
+
+// dirState keeps the drivers' records as files in the data dir, each
+// written atomically (temp file, fsync, rename).
+type dirState string
+
+func (d dirState) Load(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(d), name))
+}
+
+func (d dirState) Save(name string, data []byte) error {
+	return fileutil.WriteAtomic(filepath.Join(string(d), name), data, true)
 }
 
 func (e Env) initial(r config.Relay) bool { return e.Initial != nil && e.Initial(r) }

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/edgegate/edgegate/gateway/config"
-	"github.com/edgegate/edgegate/internal/fileutil"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 	"github.com/edgegate/edgegate/protocol"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgegate/edgegate/internal/fileutil"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // Recovery at Open.

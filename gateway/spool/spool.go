@@ -49,7 +49,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/edgegate/edgegate/internal/fileutil"
+	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // Fsync is when appended records are forced to stable storage.
