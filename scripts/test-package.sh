@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Tests the Debian packages end to end (scripts/test.sh runs it; run it as
+# root). Installs what is missing (dpkg-dev, lintian, debootstrap,
+# qemu-user-static), then:
+#   - builds the three packages with scripts/package.sh, twice: the two
+#     builds must be byte-identical;
+#   - lintian: no errors, and no override but statically-linked-binary;
+#   - dpkg-deb --info and --contents: the fields and the files;
+#   - the armhf binary runs on an ARMv6 core (qemu-arm-static -cpu arm1176)
+#     and go version -m says GOARM=6;
+#   - in a throwaway Debian root (debootstrap --variant=minbase, from the
+#     mirror apt uses here; a policy-rc.d forbids starting services): installs
+#     an amd64 package of a lower version, edits the conffile, upgrades to the
+#     new package, removes it and purges it, checking the files, the user,
+#     the conffile and the generated secrets at every step, and that purge
+#     leaves nothing behind.
+# The minbase root is cached in /var/cache/edgegate-test (EDGEGATE_TEST_CACHE)
+# so that a second run does not fetch it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$PWD
+
+step() { printf '\n=== package: %s\n' "$*"; }
+fail() { printf 'test-package.sh: FAIL: %s\n' "$*" >&2; exit 1; }
+ok() { printf 'ok: %s\n' "$*"; }
+[ "$(id -u)" -eq 0 ] || fail "run me as root: the throwaway root needs chroot"
+
+# --- tools -------------------------------------------------------------------
+need=()
+command -v dpkg-architecture >/dev/null || need+=(dpkg-dev)
+command -v lintian >/dev/null || need+=(lintian)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  for try in 1 2 3; do
+    if env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null; then
+      break
+    fi
+    [ "$try" -lt 3 ] || fail "could not install ${need[*]}"
+    echo "apt-get failed; retrying in 20 s"; sleep 20
+  done
+fi
+
+work=$(mktemp -d /tmp/edgegate-test-package.XXXXXX)
+chroot_dir=$work/root
+cleanup() {
+  # A chroot's /proc is not mounted by this script; only files to remove.
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- build, twice --------------------------------------------------------------
+step "scripts/package.sh (twice: the builds must be byte-identical)"
+start=$SECONDS
+OUT=$work/a scripts/package.sh >/dev/null
+OUT=$work/b scripts/package.sh >/dev/null
+echo "two builds in $((SECONDS - start)) s"
+debs=("$work"/a/edgegate_*.deb)
+[ ${#debs[@]} -eq 3 ] || fail "want 3 packages, got: ${debs[*]}"
+for f in "${debs[@]}"; do
+  b=$(basename "$f")
+  cmp "$f" "$work/b/$b" || fail "$b differs between two builds of the same commit"
+  ok "$b: both builds byte-identical ($(stat -c %s "$f") bytes, sha256 $(sha256sum <"$f" | cut -c1-16)…)"
+done
+version=$(dpkg-deb -f "${debs[0]}" Version)
+new_amd64=$work/a/edgegate_${version}_amd64.deb
+armhf=$work/a/edgegate_${version}_armhf.deb
+
+# --- lintian -------------------------------------------------------------------
+step "lintian"
+grep -v -e '^#' -e '^$' scripts/deb/lintian-overrides | grep -v ': statically-linked-binary \[' &&
+  fail "lintian-overrides overrides more than statically-linked-binary"
+for f in "${debs[@]}"; do
+  out=$(lintian --fail-on error "$f" 2>&1 | grep -v 'running with root privileges' || true)
+  lintian --fail-on error "$f" >/dev/null 2>&1 || fail "lintian finds errors in $(basename "$f"):"$'\n'"$out"
+  [ -z "$out" ] || printf '%s\n' "$out"
+  ok "lintian $(basename "$f"): no errors ($(printf '%s' "$out" | grep -c '^W:' || true) warnings)"
+done
+
+# --- fields and contents ---------------------------------------------------------
+step "dpkg-deb --info and --contents"
+for f in "${debs[@]}"; do
+  arch=${f%.deb}; arch=${arch##*_}
+  for field in Package:edgegate Version:"$version" Architecture:"$arch" Depends:passwd; do
+    got=$(dpkg-deb -f "$f" "${field%%:*}")
+    [ "$got" = "${field#*:}" ] || fail "$(basename "$f"): ${field%%:*} is '$got', want '${field#*:}'"
+  done
+  for field in Maintainer Description Installed-Size; do
+    [ -n "$(dpkg-deb -f "$f" "$field")" ] || fail "$(basename "$f") has no $field"
+  done
+  [ "$(dpkg-deb --ctrl-tarfile "$f" | tar -xO ./conffiles)" = /etc/edgegate/edgegate.yaml ] ||
+    fail "conffiles is not just /etc/edgegate/edgegate.yaml"
+  listing=$(dpkg-deb -c "$f")
+  for want in "-rwxr-xr-x root/root .* ./usr/bin/edgegate" "-rwxr-xr-x root/root .* ./usr/bin/edgectl" \
+    "-rw-r--r-- root/root .* ./lib/systemd/system/edgegate.service" "-rw-r--r-- root/root .* ./etc/edgegate/edgegate.yaml" \
+    "-rw-r--r-- root/root .* ./usr/share/doc/edgegate/copyright" "-rw-r--r-- root/root .* ./usr/share/doc/edgegate/changelog.gz" \
+    "-rw-r--r-- root/root .* ./usr/share/man/man1/edgegate.1.gz" "-rw-r--r-- root/root .* ./usr/share/man/man1/edgectl.1.gz"; do
+    grep -q -- "^$want\$" <<<"$listing" || fail "$(basename "$f") has no $want:"$'\n'"$listing"
+  done
+  grep -v ' root/root ' <<<"$listing" && fail "$(basename "$f") has files not owned by root/root"
+  ok "$(basename "$f"): fields and files"
+done
+dpkg-deb --info "$new_amd64"
+
+ex=$work/x
+dpkg-deb -x "$new_amd64" "$ex"
+zcat "$ex/usr/share/man/man1/edgegate.1.gz" | head -1 | grep -q '^\.TH EDGEGATE 1 ' || fail "edgegate.1 is not a man page"
+grep -q '^ExecStart=/usr/bin/edgegate --config /etc/edgegate/edgegate.yaml' "$ex/lib/systemd/system/edgegate.service" ||
+  fail "the unit does not run /usr/bin/edgegate"
+# Every Go module in the binaries has its paragraph in the copyright file.
+for m in $(go version -m "$ex/usr/bin/edgegate" "$ex/usr/bin/edgectl" | awk '$1 == "dep" { print $2 }' | sort -u); do
+  grep -q "^Files:.* $m/\*" "$ex/usr/share/doc/edgegate/copyright" || fail "copyright has no Files: paragraph for $m"
+done
+ok "man pages, unit, copyright lists every Go module linked in"
+
+# --- armhf on an ARMv6 core -------------------------------------------------------
+step "armhf: edgegate version on qemu-arm-static -cpu arm1176 (Pi 1 / Zero)"
+ax=$work/armhf
+dpkg-deb -x "$armhf" "$ax"
+info=$(go version -m "$ax/usr/bin/edgegate")
+grep -q $'\tGOARM=6$' <<<"$info" || fail "armhf edgegate is not GOARM=6:"$'\n'"$info"
+grep -q $'\tCGO_ENABLED=0$' <<<"$info" || fail "armhf edgegate is not CGO_ENABLED=0"
+for cmd in edgegate edgectl; do
+  line=$(qemu-arm-static -cpu arm1176 "$ax/usr/bin/$cmd" version) || fail "armhf $cmd does not run on arm1176"
+  [[ $line == "$cmd $version (commit $(git rev-parse HEAD)"*")" ]] || fail "armhf $cmd version printed '$line'"
+  ok "$line"
+done
+
+# --- a throwaway Debian root --------------------------------------------------------
+# The mirror and suite apt uses here (deb822 sources or sources.list).
+mirror="" suite=""
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+  suite=$(awk '/^Suites:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+fi
+if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+  read -r mirror suite < <(awk '$1 == "deb" { print $2, $3; exit }' /etc/apt/sources.list)
+fi
+[ -n "$suite" ] || suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+cache=${EDGEGATE_TEST_CACHE:-/var/cache/edgegate-test}
+tarball=$cache/$suite-minbase-$(dpkg --print-architecture).tar.gz
+mkdir -p "$cache"
+(
+  flock 9
+  if [ ! -s "$tarball" ]; then
+    step "debootstrap --variant=minbase $suite from $mirror (cached as $tarball)"
+    t0=$SECONDS
+    fresh=$work/debootstrap
+    debootstrap --variant=minbase "$suite" "$fresh" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+      { tail -20 "$work/debootstrap.log"; fail "debootstrap failed"; }
+    rm -rf "$fresh/var/cache/apt/archives/"*.deb
+    tar -C "$fresh" -czf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$fresh"
+    echo "debootstrap in $((SECONDS - t0)) s"
+  fi
+) 9>"$cache/lock"
+
+step "throwaway root from $tarball"
+mkdir -p "$chroot_dir"
+tar -C "$chroot_dir" -xzf "$tarball"
+# No service may start in here.
+printf '#!/bin/sh\nexit 101\n' >"$chroot_dir/usr/sbin/policy-rc.d"
+chmod 0755 "$chroot_dir/usr/sbin/policy-rc.d"
+in_root() { chroot "$chroot_dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
+# One device group of Raspberry Pi OS exists (gpio), one does not (i2c);
+# dialout comes with Debian.
+in_root groupadd --system gpio
+
+old_version=0.0.0~test1
+dpkg --compare-versions "$old_version" lt "$version" || fail "$old_version is not lower than $version"
+ARCHS=amd64 OUT=$work/old scripts/package.sh "$old_version" >/dev/null
+cp "$work/old/edgegate_${old_version}_amd64.deb" "$chroot_dir/tmp/old.deb"
+cp "$new_amd64" "$chroot_dir/tmp/new.deb"
+
+# snapshot: every path in the root but the ones dpkg and the logs change
+# whatever is installed, the backups useradd and userdel keep of
+# /etc/passwd and friends, and this test's own files.
+snapshot() {
+  (cd "$chroot_dir" && find . -xdev \( -path ./tmp -o -path ./var/lib/dpkg -o -path ./var/log -o -path ./proc \
+    -o -path ./var/cache/debconf -o -path ./etc/passwd- -o -path ./etc/group- -o -path ./etc/shadow- \
+    -o -path ./etc/gshadow- \) -prune -o -print | LC_ALL=C sort)
+}
+perms() { in_root stat -c '%a %U:%G' "$1"; }
+expect() { # DESCRIPTION COMMAND...: the command must succeed
+  local what=$1; shift
+  "$@" || fail "$what"
+}
+sums() { (cd "$chroot_dir/etc/edgegate" && sha256sum secret.key operator.token viewer.token); }
+
+snapshot >"$work/before"
+
+step "install $old_version (the lower version)"
+in_root dpkg -i /tmp/old.deb
+for f in /usr/bin/edgegate /usr/bin/edgectl /lib/systemd/system/edgegate.service /etc/edgegate/edgegate.yaml \
+  /usr/share/man/man1/edgegate.1.gz /usr/share/man/man1/edgectl.1.gz /usr/share/doc/edgegate/copyright; do
+  [ -f "$chroot_dir$f" ] || fail "$f is not installed"
+done
+[[ $(in_root edgegate version) == "edgegate $old_version (commit "* ]] || fail "edgegate version: $(in_root edgegate version)"
+pw=$(in_root getent passwd edgegate) || fail "no user edgegate"
+IFS=: read -r _ _ uid _ _ home shell <<<"$pw"
+[ "$uid" -lt 1000 ] && [ "$home" = /var/lib/edgegate ] && [ "$shell" = /usr/sbin/nologin ] || fail "user edgegate: $pw"
+groups=" $(in_root id -nG edgegate) "
+[[ $groups == *" gpio "* && $groups == *" dialout "* && $groups != *" i2c "* ]] || fail "edgegate's groups:$groups"
+ok "user edgegate (uid $uid, home $home, $shell), groups:$groups"
+[ "$(perms /var/lib/edgegate)" = "750 edgegate:edgegate" ] || fail "/var/lib/edgegate is $(perms /var/lib/edgegate)"
+for f in secret.key operator.token viewer.token; do
+  [ "$(perms /etc/edgegate/$f)" = "640 root:edgegate" ] || fail "/etc/edgegate/$f is $(perms /etc/edgegate/$f)"
+done
+grep -q '^eg1\.operator\.' "$chroot_dir/etc/edgegate/operator.token" || fail "operator.token is not an operator token"
+grep -q '^eg1\.viewer\.' "$chroot_dir/etc/edgegate/viewer.token" || fail "viewer.token is not a viewer token"
+[ "$(wc -c <"$chroot_dir/etc/edgegate/secret.key")" -ge 40 ] || fail "secret.key is short"
+expect "check-config refuses the installed config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
+expect "edgegate token cannot sign with the installed config" in_root edgegate token --role viewer --ttl 1m --config /etc/edgegate/edgegate.yaml >/dev/null
+[ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "edgegate.service is not enabled"
+ok "files, data dir, secret and tokens (0640 root:edgegate), check-config, enabled"
+sums >"$work/sums"
+
+# Running postinst again changes nothing (idempotent).
+(cd "$chroot_dir" && find etc/edgegate var/lib/edgegate etc/passwd etc/group -printf '%p %m %U %G %s %T@\n' | sort) >"$work/state1"
+in_root env DPKG_MAINTSCRIPT_PACKAGE=edgegate DPKG_MAINTSCRIPT_NAME=postinst \
+  /var/lib/dpkg/info/edgegate.postinst configure "$old_version"
+(cd "$chroot_dir" && find etc/edgegate var/lib/edgegate etc/passwd etc/group -printf '%p %m %U %G %s %T@\n' | sort) >"$work/state2"
+diff "$work/state1" "$work/state2" || fail "a second postinst configure changed the above"
+ok "postinst configure again: nothing changed"
+
+step "local edit of /etc/edgegate/edgegate.yaml, state in /var/lib/edgegate"
+sed -i 's|^  listen: 0.0.0.0:8080$|  listen: 127.0.0.1:8081|' "$chroot_dir/etc/edgegate/edgegate.yaml"
+printf '# edited on this Pi\n' >>"$chroot_dir/etc/edgegate/edgegate.yaml"
+grep -q '127.0.0.1:8081' "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the test's edit did not apply"
+cp "$chroot_dir/etc/edgegate/edgegate.yaml" "$work/edited.yaml"
+echo '{"light":"on"}' >"$chroot_dir/var/lib/edgegate/relay-state.test"
+
+step "upgrade $old_version -> $version"
+in_root dpkg -i /tmp/new.deb </dev/null
+[ "$(in_root dpkg-query -W -f '${Version} ${db:Status-Abbrev}' edgegate)" = "$version ii " ] ||
+  fail "after the upgrade: $(in_root dpkg-query -W -f '${Version} ${db:Status-Abbrev}' edgegate)"
+[[ $(in_root edgegate version) == "edgegate $version (commit "* ]] || fail "edgegate version: $(in_root edgegate version)"
+cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the upgrade changed the edited conffile"
+ls "$chroot_dir"/etc/edgegate/*.dpkg-* 2>/dev/null && fail "the upgrade left .dpkg-* files"
+sums | diff "$work/sums" - || fail "the upgrade changed the secret or the tokens"
+[ -f "$chroot_dir/var/lib/edgegate/relay-state.test" ] || fail "the upgrade lost the data dir's content"
+in_root getent passwd edgegate | cmp -s - <(printf '%s\n' "$pw") || fail "the upgrade changed the user"
+[ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "not enabled after the upgrade"
+expect "check-config refuses the upgraded config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
+ok "new binaries; edited conffile, secret, tokens, data, user and enablement kept"
+
+step "the installed gateway accepts the generated tokens"
+port=$((20000 + RANDOM % 20000))
+in_root edgegate --config /etc/edgegate/edgegate.yaml --listen "127.0.0.1:$port" --data-dir /tmp/gw >"$work/gw.log" 2>&1 &
+gw_pid=$!
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  kill -0 "$gw_pid" 2>/dev/null || { cat "$work/gw.log"; fail "the installed gateway did not start"; }
+  sleep 0.2
+done
+for role in operator viewer; do
+  "$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token "$(cat "$chroot_dir/etc/edgegate/$role.token")" list >/dev/null ||
+    { kill "$gw_pid"; cat "$work/gw.log"; fail "the gateway refused $role.token"; }
+done
+rc=0; refused=$("$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token not-a-key list 2>&1) || rc=$?
+kill -TERM "$gw_pid"; wait "$gw_pid" || true
+[ "$rc" -eq 3 ] && [[ $refused == *401* ]] || fail "a wrong token got exit $rc, want 3 with 401: $refused"
+ok "operator.token and viewer.token accepted, a wrong token refused"
+
+step "remove"
+in_root dpkg -r edgegate
+[ "$(in_root dpkg-query -W -f '${db:Status-Abbrev}' edgegate)" = "rc " ] || fail "not in state rc after remove"
+for f in /usr/bin/edgegate /usr/bin/edgectl /lib/systemd/system/edgegate.service /usr/share/man/man1/edgegate.1.gz; do
+  [ ! -e "$chroot_dir$f" ] || fail "remove left $f"
+done
+cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "remove changed the conffile"
+sums | diff "$work/sums" - || fail "remove changed the secret or the tokens"
+in_root getent passwd edgegate >/dev/null || fail "remove deleted the user"
+[ -d "$chroot_dir/var/lib/edgegate" ] || fail "remove deleted the data dir"
+ok "programs and unit gone; configuration, secrets, data dir and user kept"
+
+step "purge"
+in_root dpkg -P edgegate
+in_root dpkg-query -W edgegate >/dev/null 2>&1 && fail "dpkg still knows edgegate after purge"
+! in_root getent passwd edgegate >/dev/null || fail "purge left the user"
+! in_root getent group edgegate >/dev/null || fail "purge left the group"
+! grep -q edgegate "$chroot_dir/etc/group" "$chroot_dir/etc/passwd" "$chroot_dir/etc/shadow" || fail "purge left edgegate in /etc/passwd, group or shadow"
+snapshot >"$work/after"
+diff "$work/before" "$work/after" || fail "purge left the paths above behind (> added, < removed)"
+ok "nothing left: the same paths as before the first install, no user, no group"
+
+step "package tests passed ($version)"
