@@ -11,7 +11,7 @@
 #   v1.2.0 -> 1.2.0+3.g<hash> (after 1.2.0, before 1.2.1); with no tag
 #   0.0.0+git<commit date>.<commit count>.<hash>; +dirty for a changed tree.
 #   OUT=DIR writes the packages to DIR instead of dist/; ARCHS="amd64"
-#   builds only those.
+#   builds only those. --print-version prints the version and stops.
 #
 # Reproducible: the same commit gives the same bytes. The time of every file
 # and of the archive is the commit's (SOURCE_DATE_EPOCH), owners are
@@ -52,6 +52,10 @@ debian_version() {
   printf '%s%s\n' "$d" "$dirty"
 }
 
+if [ "${1:-}" = --print-version ]; then
+  debian_version
+  exit 0
+fi
 version=${1:-$(debian_version)}
 version=${version#v}
 [[ $version =~ ^([0-9]+:)?[0-9][A-Za-z0-9.+~]*(-[A-Za-z0-9.+~]+)?$ ]] ||

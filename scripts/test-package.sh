@@ -51,6 +51,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# --- versions from git describe -------------------------------------------------
+step "package.sh's versions from git describe, in the order dpkg sorts them"
+repo=$work/versions
+git init -q "$repo"
+install -D scripts/package.sh "$repo/scripts/package.sh"
+g() { git -C "$repo" -c user.name=t -c user.email=t@t "$@"; }
+pv() { "$repo/scripts/package.sh" --print-version; }
+g add -A && g commit -q -m one
+[[ $(pv) =~ ^0\.0\.0\+git[0-9]{8}\.1\.g[0-9a-f]{12}$ ]] || fail "untagged: $(pv)"
+untagged=$(pv)
+g tag v1.2.0-rc1 && rc1=$(pv)
+g commit -q --allow-empty -m two && rc1_past=$(pv)
+g tag v1.2.0 && rel=$(pv)
+g commit -q --allow-empty -m three && past=$(pv)
+g commit -q --allow-empty -m four && past2=$(pv)
+touch "$repo/new-file" && dirty=$(pv)
+[ "$rc1 $rel ${past%.g*} $dirty" = "1.2.0~rc1 1.2.0 1.2.0+1 ${past2}+dirty" ] || fail "versions: $rc1 $rel $past $dirty"
+prev=""
+for v in "$untagged" "$rc1" "$rc1_past" "$rel" "$past" "$past2"; do
+  [ -z "$prev" ] || dpkg --compare-versions "$prev" lt "$v" || fail "dpkg does not sort $prev before $v"
+  prev=$v
+done
+ok "$untagged < $rc1 < $rc1_past < $rel < $past < $past2 (then $dirty)"
+
 # --- build, twice --------------------------------------------------------------
 step "scripts/package.sh (twice: the builds must be byte-identical)"
 start=$SECONDS
