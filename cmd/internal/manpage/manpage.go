@@ -120,3 +120,37 @@ func unescape(s string) string {
 	s = strings.ReplaceAll(s, `\-`, "-")
 	return strings.ReplaceAll(s, `\e`, `\`)
 }
+
+// Diff is "" when what a reader of the man page roff sees below its NAME
+// section is the help text, line for line (headings in capitals), and else
+// says where they part.
+func Diff(help, roff string) string {
+	var want []string
+	for _, l := range strings.Split(strings.TrimRight(help, "\n"), "\n") {
+		if title, ok := Heading(l); ok {
+			l = strings.ToUpper(title) + ":"
+		}
+		want = append(want, l)
+	}
+	got := Text(roff)
+	if len(got) < 2 || got[0] != "NAME:" {
+		return "the page has no NAME section"
+	}
+	got = got[2:]
+	if len(got) > 0 && got[0] == "DESCRIPTION:" && (len(want) == 0 || want[0] != "DESCRIPTION:") {
+		got = got[1:]
+	}
+	for i := range max(len(got), len(want)) {
+		var g, w string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			return fmt.Sprintf("line %d: the man page has %q, the help %q", i+1, g, w)
+		}
+	}
+	return ""
+}

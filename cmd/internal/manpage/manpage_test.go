@@ -66,3 +66,16 @@ func TestDate(t *testing.T) {
 		t.Fatalf("Date() without SOURCE_DATE_EPOCH = %q", d)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	page := Page{Name: "tool", Section: 1, Summary: "does things", Help: help}.Render()
+	if d := Diff(help, page); d != "" {
+		t.Fatalf("a page and its own help differ: %s", d)
+	}
+	if d := Diff(help+"  one more line\n", page); d == "" {
+		t.Fatal("Diff missed a line the page lacks")
+	}
+	if d := Diff(strings.Replace(help, "run it", "run", 1), page); !strings.HasPrefix(d, "line 4: ") {
+		t.Fatalf("Diff = %q", d)
+	}
+}
