@@ -231,6 +231,11 @@ groups=" $(in_root id -nG edgegate) "
 [[ $groups == *" gpio "* && $groups == *" dialout "* && $groups != *" i2c "* ]] || fail "edgegate's groups:$groups"
 ok "user edgegate (uid $uid, home $home, $shell), groups:$groups"
 [ "$(perms /var/lib/edgegate)" = "750 edgegate:edgegate" ] || fail "/var/lib/edgegate is $(perms /var/lib/edgegate)"
+check_etc_perms() {
+  [ "$(perms /etc/edgegate)" = "750 root:edgegate" ] || fail "/etc/edgegate is $(perms /etc/edgegate)"
+  [ "$(perms /etc/edgegate/edgegate.yaml)" = "640 root:edgegate" ] || fail "edgegate.yaml is $(perms /etc/edgegate/edgegate.yaml)"
+}
+check_etc_perms
 for f in secret.key operator.token viewer.token; do
   [ "$(perms /etc/edgegate/$f)" = "640 root:edgegate" ] || fail "/etc/edgegate/$f is $(perms /etc/edgegate/$f)"
 done
@@ -240,7 +245,7 @@ grep -q '^eg1\.viewer\.' "$chroot_dir/etc/edgegate/viewer.token" || fail "viewer
 expect "check-config refuses the installed config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
 expect "edgegate token cannot sign with the installed config" in_root edgegate token --role viewer --ttl 1m --config /etc/edgegate/edgegate.yaml >/dev/null
 [ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "edgegate.service is not enabled"
-ok "files, data dir, secret and tokens (0640 root:edgegate), check-config, enabled"
+ok "files, data dir, /etc/edgegate (0750) and config, secret and tokens (0640 root:edgegate), check-config, enabled"
 sums >"$work/sums"
 
 # Running postinst again changes nothing (idempotent).
@@ -270,6 +275,7 @@ sums | diff "$work/sums" - || fail "the upgrade changed the secret or the tokens
 in_root getent passwd edgegate | cmp -s - <(printf '%s\n' "$pw") || fail "the upgrade changed the user"
 [ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "not enabled after the upgrade"
 expect "check-config refuses the upgraded config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
+check_etc_perms
 ok "new binaries; edited conffile, secret, tokens, data, user and enablement kept"
 
 step "the installed gateway accepts the generated tokens"
@@ -308,8 +314,9 @@ in_root dpkg-query -W edgegate >/dev/null 2>&1 && fail "dpkg still knows edgegat
 ! in_root getent passwd edgegate >/dev/null || fail "purge left the user"
 ! in_root getent group edgegate >/dev/null || fail "purge left the group"
 ! grep -q edgegate "$chroot_dir/etc/group" "$chroot_dir/etc/passwd" "$chroot_dir/etc/shadow" || fail "purge left edgegate in /etc/passwd, group or shadow"
+[ -z "$(in_root dpkg-statoverride --list | grep edgegate)" ] || fail "purge left a stat override"
 snapshot >"$work/after"
 diff "$work/before" "$work/after" || fail "purge left the paths above behind (> added, < removed)"
-ok "nothing left: the same paths as before the first install, no user, no group"
+ok "nothing left: the same paths as before the first install, no user, no group, no stat override"
 
 step "package tests passed ($version)"
