@@ -11,7 +11,8 @@
 #   - in a throwaway Debian root (debootstrap --variant=minbase, from the
 #     mirror apt uses here; a policy-rc.d forbids starting services): installs
 #     an amd64 package of a lower version, edits the conffile, upgrades to the
-#     new package, removes it and purges it, checking the files, the user,
+#     new package, then to one whose shipped conffile changed (with
+#     --force-confold), removes it and purges it, checking the files, the user,
 #     the conffile and the generated secrets at every step, and that purge
 #     leaves nothing behind.
 # The minbase root is cached in /var/cache/edgegate-test (EDGEGATE_TEST_CACHE)
@@ -295,6 +296,21 @@ rc=0; refused=$("$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token no
 kill -TERM "$gw_pid"; wait "$gw_pid" || true
 [ "$rc" -eq 3 ] && [[ $refused == *401* ]] || fail "a wrong token got exit $rc, want 3 with 401: $refused"
 ok "operator.token and viewer.token accepted, a wrong token refused"
+
+step "upgrade to a package whose shipped conffile changed (--force-confold, as a non-interactive apt would)"
+# The new package again, with a later version and one line more in the
+# shipped edgegate.yaml.
+repack=$work/repack
+dpkg-deb -R "$new_amd64" "$repack"
+sed -i "s|^Version: .*|Version: $version+conffile1|" "$repack/DEBIAN/control"
+echo "# a line a later version added" >>"$repack/etc/edgegate/edgegate.yaml"
+cp "$repack/etc/edgegate/edgegate.yaml" "$work/shipped.yaml"
+dpkg-deb --root-owner-group -b "$repack" "$chroot_dir/tmp/newer.deb" >/dev/null
+in_root dpkg -i --force-confdef --force-confold /tmp/newer.deb </dev/null
+cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the edited conffile was replaced"
+cmp "$work/shipped.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml.dpkg-dist" || fail "no edgegate.yaml.dpkg-dist with the shipped file"
+sums | diff "$work/sums" - || fail "the upgrade changed the secret or the tokens"
+ok "the edited conffile kept, the shipped one beside it as edgegate.yaml.dpkg-dist; secrets kept"
 
 step "remove"
 in_root dpkg -r edgegate
