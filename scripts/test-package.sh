@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tests the Debian packages end to end (scripts/test.sh runs it; run it as
-# root). Installs what is missing (dpkg-dev, lintian, debootstrap,
-# qemu-user-static), then:
+# root). Installs what is missing (lintian, which brings dpkg-dev;
+# debootstrap; qemu-user-static), then:
+#   - checks that the versions package.sh makes from git describe sort as
+#     dpkg should (in a throwaway repository);
 #   - builds the three packages with scripts/package.sh, twice: the two
 #     builds must be byte-identical;
 #   - lintian: no errors, and no override but statically-linked-binary;
@@ -19,7 +21,6 @@
 # so that a second run does not fetch it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src=$PWD
 
 step() { printf '\n=== package: %s\n' "$*"; }
 fail() { printf 'test-package.sh: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -28,7 +29,6 @@ ok() { printf 'ok: %s\n' "$*"; }
 
 # --- tools -------------------------------------------------------------------
 need=()
-command -v dpkg-architecture >/dev/null || need+=(dpkg-dev)
 command -v lintian >/dev/null || need+=(lintian)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
