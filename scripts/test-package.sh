@@ -14,7 +14,7 @@
 #     mirror apt uses here; a policy-rc.d forbids starting services): installs
 #     an amd64 package of a lower version, edits the conffile, upgrades to the
 #     new package, then to one whose shipped conffile changed (with
-#     --force-confold), removes it and purges it, checking the files, the user,
+#     --force-confold, then --force-confnew), removes it and purges it, checking the files, the user,
 #     the conffile and the generated secrets at every step, and that purge
 #     leaves nothing behind.
 # The minbase root is cached in /var/cache/edgegate-test (EDGEGATE_TEST_CACHE)
@@ -214,7 +214,9 @@ expect() { # DESCRIPTION COMMAND...: the command must succeed
   local what=$1; shift
   "$@" || fail "$what"
 }
-sums() { (cd "$chroot_dir/etc/edgegate" && sha256sum secret.key operator.token viewer.token); }
+# The generated secrets: the secret, the keys, and the keys in the config.
+config_keys() { grep -E '^    - \{name: (operator|viewer), key: [0-9a-f]{48}, role: (operator|viewer)\}$' "$chroot_dir/etc/edgegate/edgegate.yaml"; }
+sums() { (cd "$chroot_dir/etc/edgegate" && sha256sum secret.key api-keys) && config_keys; }
 
 snapshot >"$work/before"
 
@@ -237,16 +239,20 @@ check_etc_perms() {
   [ "$(perms /etc/edgegate/edgegate.yaml)" = "640 root:edgegate" ] || fail "edgegate.yaml is $(perms /etc/edgegate/edgegate.yaml)"
 }
 check_etc_perms
-for f in secret.key operator.token viewer.token; do
+for f in secret.key api-keys; do
   [ "$(perms /etc/edgegate/$f)" = "640 root:edgegate" ] || fail "/etc/edgegate/$f is $(perms /etc/edgegate/$f)"
 done
-grep -q '^eg1\.operator\.' "$chroot_dir/etc/edgegate/operator.token" || fail "operator.token is not an operator token"
-grep -q '^eg1\.viewer\.' "$chroot_dir/etc/edgegate/viewer.token" || fail "viewer.token is not a viewer token"
+read -r op_role op_key vi_role vi_key < <(tr '\n' ' ' <"$chroot_dir/etc/edgegate/api-keys"; echo)
+[[ $op_role == operator && $vi_role == viewer && $op_key =~ ^[0-9a-f]{48}$ && $vi_key =~ ^[0-9a-f]{48}$ && $op_key != "$vi_key" ]] ||
+  fail "api-keys: $(cat "$chroot_dir/etc/edgegate/api-keys")"
+[ "$(config_keys)" = "    - {name: operator, key: $op_key, role: operator}
+    - {name: viewer, key: $vi_key, role: viewer}" ] || fail "the config does not hold the keys of api-keys: $(config_keys)"
+! grep -q 'keys: none yet' "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the config still has the keys placeholder"
 [ "$(wc -c <"$chroot_dir/etc/edgegate/secret.key")" -ge 40 ] || fail "secret.key is short"
 expect "check-config refuses the installed config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
 expect "edgegate token cannot sign with the installed config" in_root edgegate token --role viewer --ttl 1m --config /etc/edgegate/edgegate.yaml >/dev/null
 [ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "edgegate.service is not enabled"
-ok "files, data dir, /etc/edgegate (0750) and config, secret and tokens (0640 root:edgegate), check-config, enabled"
+ok "files, data dir, /etc/edgegate (0750), config, secret and api-keys (0640 root:edgegate), the keys in the config, check-config, enabled"
 sums >"$work/sums"
 
 # Running postinst again changes nothing (idempotent).
@@ -271,15 +277,15 @@ in_root dpkg -i /tmp/new.deb </dev/null
 [[ $(in_root edgegate version) == "edgegate $version (commit "* ]] || fail "edgegate version: $(in_root edgegate version)"
 cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the upgrade changed the edited conffile"
 ls "$chroot_dir"/etc/edgegate/*.dpkg-* 2>/dev/null && fail "the upgrade left .dpkg-* files"
-sums | diff "$work/sums" - || fail "the upgrade changed the secret or the tokens"
+sums | diff "$work/sums" - || fail "the upgrade changed the secret or the keys"
 [ -f "$chroot_dir/var/lib/edgegate/relay-state.test" ] || fail "the upgrade lost the data dir's content"
 in_root getent passwd edgegate | cmp -s - <(printf '%s\n' "$pw") || fail "the upgrade changed the user"
 [ -L "$chroot_dir/etc/systemd/system/multi-user.target.wants/edgegate.service" ] || fail "not enabled after the upgrade"
 expect "check-config refuses the upgraded config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
 check_etc_perms
-ok "new binaries; edited conffile, secret, tokens, data, user and enablement kept"
+ok "new binaries; edited conffile, secret, keys, data, user and enablement kept"
 
-step "the installed gateway accepts the generated tokens"
+step "the installed gateway accepts the generated keys, and tokens signed with the secret"
 port=$((20000 + RANDOM % 20000))
 in_root edgegate --config /etc/edgegate/edgegate.yaml --listen "127.0.0.1:$port" --data-dir /tmp/gw >"$work/gw.log" 2>&1 &
 gw_pid=$!
@@ -288,14 +294,15 @@ for _ in $(seq 1 100); do
   kill -0 "$gw_pid" 2>/dev/null || { cat "$work/gw.log"; fail "the installed gateway did not start"; }
   sleep 0.2
 done
-for role in operator viewer; do
-  "$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token "$(cat "$chroot_dir/etc/edgegate/$role.token")" list >/dev/null ||
-    { kill "$gw_pid"; cat "$work/gw.log"; fail "the gateway refused $role.token"; }
+token=$(in_root edgectl token --role operator --ttl 10m) || fail "edgectl token cannot read the secret"
+for cred in "operator key:$op_key" "viewer key:$vi_key" "signed token:$token"; do
+  "$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token "${cred#*:}" list >/dev/null ||
+    { kill "$gw_pid"; cat "$work/gw.log"; fail "the gateway refused the ${cred%%:*}"; }
 done
 rc=0; refused=$("$ex/usr/bin/edgectl" --url "ws://127.0.0.1:$port/ws" --token not-a-key list 2>&1) || rc=$?
 kill -TERM "$gw_pid"; wait "$gw_pid" || true
 [ "$rc" -eq 3 ] && [[ $refused == *401* ]] || fail "a wrong token got exit $rc, want 3 with 401: $refused"
-ok "operator.token and viewer.token accepted, a wrong token refused"
+ok "the operator and viewer keys and a token from edgectl token accepted, a wrong key refused"
 
 step "upgrade to a package whose shipped conffile changed (--force-confold, as a non-interactive apt would)"
 # The new package again, with a later version and one line more in the
@@ -309,8 +316,20 @@ dpkg-deb --root-owner-group -b "$repack" "$chroot_dir/tmp/newer.deb" >/dev/null
 in_root dpkg -i --force-confdef --force-confold /tmp/newer.deb </dev/null
 cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the edited conffile was replaced"
 cmp "$work/shipped.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml.dpkg-dist" || fail "no edgegate.yaml.dpkg-dist with the shipped file"
-sums | diff "$work/sums" - || fail "the upgrade changed the secret or the tokens"
+sums | diff "$work/sums" - || fail "the upgrade changed the secret or the keys"
 ok "the edited conffile kept, the shipped one beside it as edgegate.yaml.dpkg-dist; secrets kept"
+
+step "upgrade again, taking the package's new conffile (--force-confnew)"
+sed -i -e "s|^Version: .*|Version: $version+conffile2|" "$repack/DEBIAN/control"
+echo "# and one more" >>"$repack/etc/edgegate/edgegate.yaml"
+dpkg-deb --root-owner-group -b "$repack" "$chroot_dir/tmp/newest.deb" >/dev/null
+in_root dpkg -i --force-confnew /tmp/newest.deb </dev/null
+grep -qx '# and one more' "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "the package's new conffile was not installed"
+cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml.dpkg-old" || fail "no edgegate.yaml.dpkg-old with the edited file"
+sums | diff "$work/sums" - || fail "taking the new conffile lost or changed the keys"
+expect "check-config refuses the new config" in_root edgegate check-config /etc/edgegate/edgegate.yaml
+ok "the new conffile installed with the same keys put back in; the edited one kept as edgegate.yaml.dpkg-old"
+cp "$chroot_dir/etc/edgegate/edgegate.yaml" "$work/current.yaml"
 
 step "remove"
 in_root dpkg -r edgegate
@@ -318,8 +337,8 @@ in_root dpkg -r edgegate
 for f in /usr/bin/edgegate /usr/bin/edgectl /lib/systemd/system/edgegate.service /usr/share/man/man1/edgegate.1.gz; do
   [ ! -e "$chroot_dir$f" ] || fail "remove left $f"
 done
-cmp "$work/edited.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "remove changed the conffile"
-sums | diff "$work/sums" - || fail "remove changed the secret or the tokens"
+cmp "$work/current.yaml" "$chroot_dir/etc/edgegate/edgegate.yaml" || fail "remove changed the conffile"
+sums | diff "$work/sums" - || fail "remove changed the secret or the keys"
 in_root getent passwd edgegate >/dev/null || fail "remove deleted the user"
 [ -d "$chroot_dir/var/lib/edgegate" ] || fail "remove deleted the data dir"
 ok "programs and unit gone; configuration, secrets, data dir and user kept"
