@@ -1,9 +1,13 @@
 package configs_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -23,9 +27,9 @@ func TestExamplesLoad(t *testing.T) {
 	for _, f := range files {
 		want[f] = true
 		t.Run(f, func(t *testing.T) {
-			cfg, err := config.Load(f)
+			cfg, err := loadInstalled(t, f)
 			if err != nil {
-				t.Fatalf("edgegate check-config %s would fail:\n%v", f, err)
+				t.Fatalf("edgegate check-config %s would fail once installed:\n%v", f, err)
 			}
 			// An example reachable from the network has auth on (the
 			// gateway refuses the other case without --insecure).
@@ -45,10 +49,37 @@ func TestExamplesLoad(t *testing.T) {
 	}
 }
 
+// placeholder is an API key an example ships instead of a usable one.
+var placeholder = regexp.MustCompile(`CHANGE-ME-[A-Za-z0-9_-]*`)
+
+// loadInstalled checks an example as scripts/install.sh installs it: each
+// placeholder key replaced by a random one. As shipped, an example with
+// placeholders is refused, naming each of them.
+func loadInstalled(t *testing.T, f string) (*config.Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(placeholder.FindAll(data, -1))
+	if n == 0 {
+		return config.Load(f)
+	}
+	if _, err := config.Load(f); err == nil || strings.Count(err.Error(), "still the example's placeholder") != n {
+		t.Errorf("%s as shipped, with %d placeholder keys: %v", f, n, err)
+	}
+	installed := placeholder.ReplaceAllFunc(data, func([]byte) []byte {
+		b := make([]byte, 24)
+		rand.Read(b)
+		return []byte(hex.EncodeToString(b))
+	})
+	return config.Parse(f, installed)
+}
+
 // TestSecretFileNotNeededForCheck: a config naming an auth.secret_file
 // that does not exist here passes the check; the file is read at start.
 func TestSecretFileNotNeededForCheck(t *testing.T) {
-	cfg, err := config.Load("relay-hat-4ch.yaml")
+	cfg, err := loadInstalled(t, "relay-hat-4ch.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +91,10 @@ func TestSecretFileNotNeededForCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = config.Parse("relay-hat-4ch.yaml", []byte(strings.ReplaceAll(string(data), cfg.Auth.SecretFile, missing)))
+	data = []byte(strings.ReplaceAll(string(data), cfg.Auth.SecretFile, missing))
+	n := 0
+	data = placeholder.ReplaceAllFunc(data, func([]byte) []byte { n++; return []byte(fmt.Sprintf("installed-key-%020d", n)) })
+	cfg, err = config.Parse("relay-hat-4ch.yaml", data)
 	if err != nil || cfg.Auth.SecretFile != missing {
 		t.Fatalf("check with a missing secret_file: %v", err)
 	}

@@ -125,6 +125,8 @@ func TestInstallScript(t *testing.T) {
 		"Restart=on-failure",
 		"KillSignal=SIGTERM",
 		"TimeoutStopSec=20s",
+		"MemoryHigh=192M",
+		"MemoryMax=256M",
 		"WantedBy=multi-user.target",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `$`).Match(unit) {

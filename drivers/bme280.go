@@ -2,18 +2,38 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/bmxx80"
 )
 
-func init() { RegisterSensor(config.DriverBME280, openBME280) }
+// BME280Driver is the name of the bme280 sensor driver.
+const BME280Driver = "bme280"
+
+// BME280Opts describe a BME280 on an I2C bus.
+type BME280Opts struct {
+	Name     string
+	Bus      string // "/dev/i2c-1"
+	Address  int    // 0x76 (SDO to GND) or 0x77 (SDO to 3.3V)
+	Interval time.Duration
+}
+
+// Validate checks the options.
+func (o BME280Opts) Validate() error {
+	var bus, addr *FieldError
+	if strings.TrimSpace(o.Bus) == "" {
+		bus = fieldError("bus", "no I2C bus given: set bus, e.g. bus: /dev/i2c-1")
+	}
+	if addr = checkI2CAddress(o.Address); addr == nil && o.Address != 0x76 && o.Address != 0x77 {
+		addr = fieldError("address", "a bme280 answers at 0x76 or 0x77, got %#x", o.Address)
+	}
+	return joinFields(bus, addr)
+}
 
 // bme280Opts are periph's recommended settings (4x oversampling of each
 // quantity, forced mode, no filter): one measurement takes about 26 ms.
@@ -42,24 +62,23 @@ type bme280 struct {
 	closed bool
 }
 
-func openBME280(cfg config.Sensor, env Env) (Sensor, error) {
-	if cfg.Address != 0x76 && cfg.Address != 0x77 {
-		return nil, fmt.Errorf("a bme280 answers at 0x76 (SDO to GND) or 0x77 (SDO to 3.3V), not %#x; fix the address", cfg.Address)
-	}
-	if env.Buses == nil {
-		return nil, errors.New("bme280: no bus provider")
+// OpenBME280 opens a BME280 sensor without touching the chip.
+func OpenBME280(o BME280Opts, env Env) (Sensor, error) {
+	buses, err := env.buses(o, BME280Driver)
+	if err != nil {
+		return nil, err
 	}
 	return &bme280{
-		name:     cfg.Name,
-		interval: time.Duration(cfg.Interval),
-		busName:  cfg.Bus,
-		addr:     uint16(cfg.Address),
-		buses:    env.Buses,
+		name:     o.Name,
+		interval: o.Interval,
+		busName:  o.Bus,
+		addr:     uint16(o.Address),
+		buses:    buses,
 	}, nil
 }
 
 func (s *bme280) Name() string            { return s.name }
-func (s *bme280) Driver() string          { return config.DriverBME280 }
+func (s *bme280) Driver() string          { return BME280Driver }
 func (s *bme280) Interval() time.Duration { return s.interval }
 
 // Quantities are temperature, humidity and pressure, in that order.

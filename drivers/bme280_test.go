@@ -9,28 +9,27 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 const bmeBus = "/dev/i2c-1"
 
-func bmeConfig(addr int) config.Sensor {
-	return config.Sensor{Name: "room", Driver: config.DriverBME280, Bus: bmeBus, Address: addr, Interval: config.Duration(time.Second)}
+func bmeOpts(addr int) drivers.BME280Opts {
+	return drivers.BME280Opts{Name: "room", Bus: bmeBus, Address: addr, Interval: time.Second}
 }
 
 // openBME280 opens the driver on simulated hardware; populate attaches the
-// simulated chip the configuration calls for.
+// simulated chip the options call for.
 func openBME280(t *testing.T, populate bool) (*firmwaresim.Hardware, drivers.Sensor) {
 	t.Helper()
 	hw := firmwaresim.NewHardware(nil)
 	t.Cleanup(func() { hw.Close() })
-	cfg := &config.Config{Sensors: []config.Sensor{bmeConfig(0x76)}}
+	o := bmeOpts(0x76)
 	if populate {
-		if err := hw.Populate(cfg); err != nil {
+		if err := hw.Populate(firmwaresim.Devices{BME280s: []firmwaresim.I2CChip{{Bus: o.Bus, Address: o.Address}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := drivers.OpenSensor(cfg.Sensors[0], drivers.Env{Buses: hw, Sim: true})
+	s, err := drivers.OpenBME280(o, drivers.Env{Buses: hw, Sim: true})
 	if err != nil {
 		t.Fatalf("OpenSensor: %v", err)
 	}
@@ -138,7 +137,7 @@ func TestBME280DriverWrongChipID(t *testing.T) {
 		chip := firmwaresim.NewBME280()
 		chip.SetChipID(c.id)
 		hw.I2C(bmeBus).Attach(0x77, chip)
-		s, err := drivers.OpenSensor(bmeConfig(0x77), drivers.Env{Buses: hw, Sim: true})
+		s, err := drivers.OpenBME280(bmeOpts(0x77), drivers.Env{Buses: hw, Sim: true})
 		if err != nil {
 			t.Fatalf("id %#x: OpenSensor failed: %v", c.id, err)
 		}
@@ -197,7 +196,7 @@ func TestBME280DriverContextAndClose(t *testing.T) {
 }
 
 func TestBME280DriverRefusesBadAddress(t *testing.T) {
-	_, err := drivers.OpenSensor(bmeConfig(0x40), drivers.Env{Buses: firmwaresim.NewHardware(nil)})
+	_, err := drivers.OpenBME280(bmeOpts(0x40), drivers.Env{Buses: firmwaresim.NewHardware(nil)})
 	if err == nil || !strings.Contains(err.Error(), "0x76") {
 		t.Fatalf("address 0x40: %v", err)
 	}

@@ -4,14 +4,39 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
-func init() { RegisterSensor(config.DriverGPIOInput, openGPIOInput) }
+// GPIOInputDriver is the name of the gpio-input sensor driver.
+const GPIOInputDriver = "gpio-input"
+
+// GPIOInputOpts describe a digital input on one GPIO pin.
+type GPIOInputOpts struct {
+	Name     string
+	Pin      string        // "GPIO27"
+	Pull     string        // up, down or none
+	Debounce time.Duration // how long a level must be stable to count
+	Interval time.Duration
+}
+
+// Validate checks the options.
+func (o GPIOInputOpts) Validate() error {
+	var pin, pull, debounce *FieldError
+	if strings.TrimSpace(o.Pin) == "" {
+		pin = fieldError("pin", "a gpio-input sensor needs the pin it reads, e.g. pin: GPIO27")
+	}
+	if _, err := parseInputPull(o.Pull); err != nil {
+		pull = fieldError("pull", "%v", err)
+	}
+	if o.Debounce < 0 {
+		debounce = fieldError("debounce", "must not be negative, got %v", o.Debounce)
+	}
+	return joinFields(pin, pull, debounce)
+}
 
 // edgePoll bounds every wait for an edge. periph's drivers disagree on what
 // a negative timeout means (gpioioctl returns at once, gpiotest waits
@@ -45,15 +70,14 @@ type gpioInput struct {
 	configured bool
 }
 
-func openGPIOInput(cfg config.Sensor, env Env) (Sensor, error) {
-	pull, err := parseInputPull(cfg.Pull)
+// OpenGPIOInput opens a gpio-input sensor; the pin is set up on first use.
+func OpenGPIOInput(o GPIOInputOpts, env Env) (Sensor, error) {
+	buses, err := env.buses(o, GPIOInputDriver)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Debounce < 0 {
-		return nil, fmt.Errorf("debounce must not be negative, got %v", cfg.Debounce)
-	}
-	pin, err := env.Buses.GPIOPin(cfg.Pin)
+	pull, _ := parseInputPull(o.Pull)
+	pin, err := buses.GPIOPin(o.Pin)
 	if err != nil {
 		return nil, err
 	}
@@ -62,31 +86,31 @@ func openGPIOInput(cfg config.Sensor, env Env) (Sensor, error) {
 		log = slog.Default()
 	}
 	return &gpioInput{
-		name:     cfg.Name,
+		name:     o.Name,
 		pin:      pin,
 		pull:     pull,
-		debounce: cfg.Debounce.Std(),
-		interval: cfg.Interval.Std(),
+		debounce: o.Debounce,
+		interval: o.Interval,
 		log:      log,
 	}, nil
 }
 
-// parseInputPull maps the configuration's pull ("up", "down", "none" or empty)
-// to periph's. "none" disables the pin's bias resistors.
+// parseInputPull maps the pull ("up", "down" or "none") to periph's. "none"
+// disables the pin's bias resistors.
 func parseInputPull(s string) (gpio.Pull, error) {
 	switch s {
 	case "up":
 		return gpio.PullUp, nil
 	case "down":
 		return gpio.PullDown, nil
-	case "none", "":
+	case "none":
 		return gpio.Float, nil
 	}
-	return gpio.PullNoChange, fmt.Errorf("pull %q: want up, down or none", s)
+	return gpio.PullNoChange, fmt.Errorf("want one of up, down, none, got %q", s)
 }
 
 func (s *gpioInput) Name() string            { return s.name }
-func (s *gpioInput) Driver() string          { return config.DriverGPIOInput }
+func (s *gpioInput) Driver() string          { return GPIOInputDriver }
 func (s *gpioInput) Quantities() []Quantity  { return []Quantity{{Name: "state", Unit: ""}} }
 func (s *gpioInput) Interval() time.Duration { return s.interval }
 func (s *gpioInput) Close() error            { return nil }

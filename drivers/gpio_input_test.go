@@ -14,7 +14,6 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -95,14 +94,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func inputConfig(pull string, debounce time.Duration) config.Sensor {
-	return config.Sensor{Name: "door", Driver: config.DriverGPIOInput, Pin: "GPIO27", Pull: pull,
-		Debounce: config.Duration(debounce), Interval: config.Duration(time.Second)}
+func inputOpts(pull string, debounce time.Duration) drivers.GPIOInputOpts {
+	return drivers.GPIOInputOpts{Name: "door", Pin: "GPIO27", Pull: pull, Debounce: debounce, Interval: time.Second}
 }
 
-func openInput(t *testing.T, cfg config.Sensor, env drivers.Env) drivers.Watcher {
+func openInput(t *testing.T, o drivers.GPIOInputOpts, env drivers.Env) drivers.Watcher {
 	t.Helper()
-	s, err := drivers.OpenSensor(cfg, env)
+	s, err := drivers.OpenGPIOInput(o, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +185,7 @@ func waitGoroutines(t *testing.T, base int) {
 
 func TestGPIOInputOpen(t *testing.T) {
 	hw := firmwaresim.NewHardware(nil)
-	w := openInput(t, inputConfig("up", 20*time.Millisecond), drivers.Env{Buses: hw})
+	w := openInput(t, inputOpts("up", 20*time.Millisecond), drivers.Env{Buses: hw})
 	if w.Name() != "door" || w.Driver() != "gpio-input" || w.Interval() != time.Second {
 		t.Errorf("name %q driver %q interval %v", w.Name(), w.Driver(), w.Interval())
 	}
@@ -197,7 +195,7 @@ func TestGPIOInputOpen(t *testing.T) {
 	if p := hw.GPIO.Pin("GPIO27"); p.Pull() != gpio.PullNoChange || p.IsOutput() {
 		t.Errorf("opening the sensor touched the pin (pull %s)", p.Pull())
 	}
-	if _, err := drivers.OpenSensor(inputConfig("sideways", 0), drivers.Env{Buses: hw}); err == nil || !strings.Contains(err.Error(), "sideways") {
+	if _, err := drivers.OpenGPIOInput(inputOpts("sideways", 0), drivers.Env{Buses: hw}); err == nil || !strings.Contains(err.Error(), "sideways") {
 		t.Errorf("bad pull: err %v", err)
 	}
 }
@@ -215,7 +213,7 @@ func TestGPIOInputIdleLevel(t *testing.T) {
 	} {
 		t.Run(tc.pull, func(t *testing.T) {
 			hw := firmwaresim.NewHardware(nil)
-			w := openInput(t, inputConfig(tc.pull, 0), drivers.Env{Buses: hw})
+			w := openInput(t, inputOpts(tc.pull, 0), drivers.Env{Buses: hw})
 			dst := []float64{-1}
 			if err := w.Read(context.Background(), dst); err != nil || dst[0] != tc.want {
 				t.Fatalf("Read = %v, %v; want %v", dst[0], err, tc.want)
@@ -238,7 +236,7 @@ func TestGPIOInputEdges(t *testing.T) {
 		t.Run(debounce.String(), func(t *testing.T) {
 			hw := firmwaresim.NewHardware(nil)
 			pin := hw.GPIO.Pin("GPIO27")
-			w := openInput(t, inputConfig("up", debounce), drivers.Env{Buses: hw})
+			w := openInput(t, inputOpts("up", debounce), drivers.Env{Buses: hw})
 			wa := startWatch(t, w)
 			first := wa.next(t, time.Second)
 			if first.v != 1 {
@@ -286,7 +284,7 @@ func TestGPIOInputDebounce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hw := firmwaresim.NewHardware(nil)
 			pin := hw.GPIO.Pin("GPIO27")
-			w := openInput(t, inputConfig("up", debounce), drivers.Env{Buses: hw})
+			w := openInput(t, inputOpts("up", debounce), drivers.Env{Buses: hw})
 			wa := startWatch(t, w)
 			if s := wa.next(t, time.Second); s.v != 1 {
 				t.Fatalf("first sample %v, want 1", s.v)
@@ -319,7 +317,7 @@ func TestGPIOInputCancel(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			base := runtime.NumGoroutine()
 			hw := firmwaresim.NewHardware(nil)
-			w := openInput(t, inputConfig("up", time.Hour), drivers.Env{Buses: hw})
+			w := openInput(t, inputOpts("up", time.Hour), drivers.Env{Buses: hw})
 			wa := startWatch(t, w)
 			wa.next(t, time.Second)
 			if midDebounce {
@@ -366,7 +364,7 @@ func TestGPIOInputBrokenEdgeWait(t *testing.T) {
 				var wrapped counted
 				buses := wrappedBuses{hw, func(p gpio.PinIO) gpio.PinIO { wrapped = tc.wrap(p); return wrapped }}
 				var logs lockedBuffer
-				w := openInput(t, inputConfig("up", debounce), drivers.Env{Buses: buses, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				w := openInput(t, inputOpts("up", debounce), drivers.Env{Buses: buses, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				t0 := time.Now()
 				wa := startWatch(t, w)
 				if s := wa.next(t, time.Second); s.v != 1 {
@@ -401,7 +399,7 @@ func TestGPIOInputBrokenEdgeWait(t *testing.T) {
 func TestGPIOInputPinError(t *testing.T) {
 	hw := firmwaresim.NewHardware(nil)
 	buses := wrappedBuses{hw, func(p gpio.PinIO) gpio.PinIO { return refusingPin{p} }}
-	w := openInput(t, inputConfig("up", 0), drivers.Env{Buses: buses})
+	w := openInput(t, inputOpts("up", 0), drivers.Env{Buses: buses})
 	emitted := false
 	err := w.Watch(context.Background(), func(int, float64, time.Time) { emitted = true }, func(error) {})
 	if err == nil || emitted {

@@ -3,12 +3,28 @@ package drivers
 import (
 	"context"
 	"fmt"
+	"strings"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
-func init() { RegisterRelay("gpio", openGPIORelay) }
+// GPIORelayDriver is the name of the gpio relay driver.
+const GPIORelayDriver = "gpio"
+
+// GPIORelayOpts describe a relay wired to one GPIO pin.
+type GPIORelayOpts struct {
+	Name      string
+	Pin       string // "GPIO17"
+	ActiveLow bool   // on is a low level
+}
+
+// Validate checks the options.
+func (o GPIORelayOpts) Validate() error {
+	if strings.TrimSpace(o.Pin) == "" {
+		return fieldError("pin", "a gpio relay needs the pin it drives, e.g. pin: GPIO17")
+	}
+	return nil
+}
 
 // gpioRelay switches a relay wired to one GPIO pin, optionally active-low
 // (most relay HATs and opto-isolated boards switch on a low level).
@@ -18,16 +34,22 @@ type gpioRelay struct {
 	activeLow bool
 }
 
-func openGPIORelay(cfg config.Relay, env Env) (Relay, error) {
-	pin, err := env.Buses.GPIOPin(cfg.Pin)
+// OpenGPIORelay opens a gpio relay; its output is not touched until the
+// first Set.
+func OpenGPIORelay(o GPIORelayOpts, env Env) (Relay, error) {
+	buses, err := env.buses(o, GPIORelayDriver)
 	if err != nil {
 		return nil, err
 	}
-	return &gpioRelay{name: cfg.Name, pin: pin, activeLow: cfg.ActiveLow}, nil
+	pin, err := buses.GPIOPin(o.Pin)
+	if err != nil {
+		return nil, err
+	}
+	return &gpioRelay{name: o.Name, pin: pin, activeLow: o.ActiveLow}, nil
 }
 
 func (r *gpioRelay) Name() string   { return r.name }
-func (r *gpioRelay) Driver() string { return "gpio" }
+func (r *gpioRelay) Driver() string { return GPIORelayDriver }
 func (r *gpioRelay) Close() error   { return nil }
 
 func (r *gpioRelay) level(on bool) gpio.Level {

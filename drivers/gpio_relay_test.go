@@ -7,7 +7,6 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -16,7 +15,7 @@ func TestGPIORelay(t *testing.T) {
 	for _, activeLow := range []bool{false, true} {
 		hw := firmwaresim.NewHardware(nil)
 		sim := hw.GPIO
-		r, err := drivers.OpenRelay(config.Relay{Name: "pump", Driver: "gpio", Pin: "GPIO17", ActiveLow: activeLow}, drivers.Env{Buses: hw})
+		r, err := drivers.OpenGPIORelay(drivers.GPIORelayOpts{Name: "pump", Pin: "GPIO17", ActiveLow: activeLow}, drivers.Env{Buses: hw})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +40,7 @@ func TestGPIORelay(t *testing.T) {
 func TestGPIORelayDetectsStuckPin(t *testing.T) {
 	hw := firmwaresim.NewHardware(nil)
 	sim := hw.GPIO
-	r, err := drivers.OpenRelay(config.Relay{Name: "pump", Driver: "gpio", Pin: "GPIO5"}, drivers.Env{Buses: hw})
+	r, err := drivers.OpenGPIORelay(drivers.GPIORelayOpts{Name: "pump", Pin: "GPIO5"}, drivers.Env{Buses: hw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +52,5 @@ func TestGPIORelayDetectsStuckPin(t *testing.T) {
 	sim.Pin("GPIO5").Unstick()
 	if err := r.Set(context.Background(), true); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestUnknownDriver(t *testing.T) {
-	_, err := drivers.OpenRelay(config.Relay{Name: "x", Driver: "telepathy"}, drivers.Env{Buses: firmwaresim.NewHardware(nil)})
-	if err == nil || !strings.Contains(err.Error(), "gpio") {
-		t.Fatalf("got %v, want an error listing the available drivers", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c"
@@ -15,7 +16,9 @@ import (
 // HostBuses is the real hardware, through periph.io's host drivers.
 type HostBuses struct {
 	mu   sync.Mutex
-	i2cs map[string]i2c.BusCloser
+	i2cs map[string]i2c.BusCloser // by i2cbus.Key: one handle per bus however it is spelled
+	// openI2C opens a bus by periph's name for it ("1"); nil is i2creg.Open.
+	openI2C func(name string) (i2c.BusCloser, error)
 }
 
 // OpenHost initialises periph.io's host drivers once.
@@ -26,18 +29,27 @@ func OpenHost() (*HostBuses, error) {
 	return &HostBuses{i2cs: map[string]i2c.BusCloser{}}, nil
 }
 
-// I2CBus opens an I2C bus by name ("/dev/i2c-1", "I2C1" or "1"), once.
+// I2CBus opens an I2C bus by name ("/dev/i2c-1", "I2C1" or "1"), once: every
+// spelling of one bus gets the same handle.
 func (h *HostBuses) I2CBus(name string) (i2c.Bus, error) {
+	key := i2cbus.Key(name)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if b, ok := h.i2cs[name]; ok {
+	if b, ok := h.i2cs[key]; ok {
 		return b, nil
 	}
-	b, err := i2creg.Open(strings.TrimPrefix(name, "/dev/i2c-"))
+	open := h.openI2C
+	if open == nil {
+		open = i2creg.Open
+	}
+	b, err := open(strings.TrimPrefix(key, "/dev/i2c-"))
 	if err != nil {
 		return nil, fmt.Errorf("open I2C bus %q: %w (is I2C enabled in raspi-config, and this user in the i2c group?)", name, err)
 	}
-	h.i2cs[name] = b
+	if h.i2cs == nil {
+		h.i2cs = map[string]i2c.BusCloser{}
+	}
+	h.i2cs[key] = b
 	return b, nil
 }
 

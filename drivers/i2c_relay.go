@@ -2,18 +2,80 @@ package drivers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
 
-	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"periph.io/x/conn/v3/i2c"
 )
 
-func init() { RegisterRelay(config.DriverI2CRelay, openI2CRelay) }
+// I2CRelayDriver is the name of the driver of relays on an I2C I/O expander.
+const I2CRelayDriver = "i2c-relay"
+
+// I/O expander chips, and how many channels each has (numbered from 1).
+const (
+	ChipPCF8574  = "pcf8574"
+	ChipMCP23017 = "mcp23017"
+)
+
+// ChipChannels is the number of relay channels of an expander chip (0 for an
+// unknown chip). Channel 1 is P0 of a pcf8574, GPA0 of a mcp23017; channel 9
+// of a mcp23017 is GPB0.
+func ChipChannels(chip string) int {
+	switch chip {
+	case ChipPCF8574:
+		return 8
+	case ChipMCP23017:
+		return 16
+	}
+	return 0
+}
+
+// I2CRelayOpts describe one relay channel of a PCF8574 or MCP23017 relay
+// board.
+type I2CRelayOpts struct {
+	Name      string
+	Bus       string // "/dev/i2c-1"
+	Address   int    // 7-bit, e.g. 0x20
+	Chip      string // ChipPCF8574 or ChipMCP23017
+	Channel   int    // 1..ChipChannels(Chip)
+	ActiveLow bool
+	// On is the state the relay starts in, and Bank every other relay on
+	// the same chip with the state it starts in: the chip is set up with all
+	// its outputs at once when its first relay is opened, so that no channel
+	// ever shows another level.
+	On   bool
+	Bank []I2CChannel
+}
+
+// I2CChannel is another relay of an expander chip, as I2CRelayOpts.Bank
+// lists them.
+type I2CChannel struct {
+	Name      string
+	Chip      string
+	Channel   int
+	ActiveLow bool
+	On        bool
+}
+
+// Validate checks the options (not the bank: opening the chip does).
+func (o I2CRelayOpts) Validate() error {
+	var bus, chip, ch *FieldError
+	if strings.TrimSpace(o.Bus) == "" {
+		bus = fieldError("bus", "no I2C bus given: set bus, e.g. bus: /dev/i2c-1")
+	}
+	width := ChipChannels(o.Chip)
+	if width == 0 {
+		chip = fieldError("chip", "want one of %s, %s, got %q", ChipPCF8574, ChipMCP23017, o.Chip)
+	}
+	if ch = checkChannel(o.Channel); ch == nil && width > 0 && o.Channel > width {
+		ch = fieldError("channel", "a %s has channels 1 to %d, got %d", o.Chip, width, o.Channel)
+	}
+	return joinFields(bus, checkI2CAddress(o.Address), chip, ch)
+}
 
 // MCP23017 registers used here (IOCON.BANK=0, the power-up map).
 const (
@@ -36,7 +98,7 @@ const (
 // never share one.
 type expanderKey struct {
 	buses Buses
-	bus   string // as sameBus spells it
+	bus   string // as i2cbus.Key spells it
 	addr  int
 }
 
@@ -47,7 +109,7 @@ var expanders = struct {
 
 type expanderBank struct {
 	key     expanderKey
-	chip    string // config.ChipPCF8574 or config.ChipMCP23017
+	chip    string // ChipPCF8574 or ChipMCP23017
 	busName string // as the first relay's configuration spells it
 	dev     i2c.Dev
 	log     *slog.Logger
@@ -71,60 +133,53 @@ type i2cRelay struct {
 	closed bool
 }
 
-func openI2CRelay(cfg config.Relay, env Env) (Relay, error) {
-	width := config.ChipChannels(cfg.Chip)
-	switch {
-	case width == 0:
-		return nil, fmt.Errorf("unknown I/O expander chip %q: use %s or %s", cfg.Chip, config.ChipPCF8574, config.ChipMCP23017)
-	case cfg.Channel < 1 || cfg.Channel > width:
-		return nil, fmt.Errorf("a %s has channels 1 to %d, got %d", cfg.Chip, width, cfg.Channel)
-	case cfg.Address < 0x03 || cfg.Address > 0x77:
-		return nil, fmt.Errorf("%#x is not a 7-bit I2C device address (0x03 to 0x77)", cfg.Address)
-	case strings.TrimSpace(cfg.Bus) == "":
-		return nil, fmt.Errorf("no I2C bus given: set bus, e.g. bus: /dev/i2c-1")
-	case env.Buses == nil:
-		return nil, errors.New("no bus provider")
+// OpenI2CRelay opens a relay channel of an expander chip. The first relay
+// of a chip to open sets the chip up: every output of the chip at the level
+// o.On and o.Bank give it, then the pins made outputs.
+func OpenI2CRelay(o I2CRelayOpts, env Env) (Relay, error) {
+	if _, err := env.buses(o, I2CRelayDriver); err != nil {
+		return nil, err
 	}
 	if t := reflect.TypeOf(env.Buses); !t.Comparable() {
 		// It keys the shared banks; a map key of this type would panic.
 		return nil, fmt.Errorf("bus provider %v cannot be told apart from others (use a pointer type)", t)
 	}
-	key := expanderKey{buses: env.Buses, bus: sameBus(cfg.Bus), addr: cfg.Address}
+	key := expanderKey{buses: env.Buses, bus: i2cbus.Key(o.Bus), addr: o.Address}
 
 	expanders.mu.Lock()
 	defer expanders.mu.Unlock()
 	b := expanders.banks[key]
 	if b == nil {
 		var err error
-		if b, err = openExpanderBank(key, cfg, env); err != nil {
+		if b, err = openExpanderBank(key, o, env); err != nil {
 			return nil, err
 		}
 		expanders.banks[key] = b
-	} else if b.chip != cfg.Chip {
-		return nil, fmt.Errorf("the chip at %#x on %s is already open as a %s, not a %s", cfg.Address, b.busName, b.chip, cfg.Chip)
+	} else if b.chip != o.Chip {
+		return nil, fmt.Errorf("the chip at %#x on %s is already open as a %s, not a %s", o.Address, b.busName, b.chip, o.Chip)
 	}
 	b.refs++
-	return &i2cRelay{name: cfg.Name, bank: b, bit: 1 << (cfg.Channel - 1), activeLow: cfg.ActiveLow}, nil
+	return &i2cRelay{name: o.Name, bank: b, bit: 1 << (o.Channel - 1), activeLow: o.ActiveLow}, nil
 }
 
 // openExpanderBank sets a chip up the first time one of its relays is opened:
 // it writes every output to the level it starts at before making anything an
 // output, so that no pin ever shows another level. Called with expanders.mu
 // held, so no other relay of the chip can use it before that is done.
-func openExpanderBank(key expanderKey, cfg config.Relay, env Env) (*expanderBank, error) {
-	latch, err := initialLatch(key, cfg, env)
+func openExpanderBank(key expanderKey, o I2CRelayOpts, env Env) (*expanderBank, error) {
+	latch, err := initialLatch(o)
 	if err != nil {
 		return nil, err
 	}
-	bus, err := env.Buses.I2CBus(cfg.Bus)
+	bus, err := env.Buses.I2CBus(o.Bus)
 	if err != nil {
 		return nil, err
 	}
 	b := &expanderBank{
 		key:     key,
-		chip:    cfg.Chip,
-		busName: cfg.Bus,
-		dev:     i2c.Dev{Bus: bus, Addr: uint16(cfg.Address)},
+		chip:    o.Chip,
+		busName: o.Bus,
+		dev:     i2c.Dev{Bus: bus, Addr: uint16(o.Address)},
 		log:     env.Logger,
 	}
 	if b.log == nil {
@@ -134,43 +189,34 @@ func openExpanderBank(key expanderKey, cfg config.Relay, env Env) (*expanderBank
 		return nil, fmt.Errorf("%s: %w", b, err)
 	}
 	b.latch = latch
-	b.log.Debug("I/O expander set up", "chip", b.chip, "bus", b.busName, "address", fmt.Sprintf("%#x", cfg.Address), "outputs", fmt.Sprintf("%#0*b", config.ChipChannels(b.chip)+2, latch))
+	b.log.Debug("I/O expander set up", "chip", b.chip, "bus", b.busName, "address", fmt.Sprintf("%#x", o.Address), "outputs", fmt.Sprintf("%#0*b", ChipChannels(b.chip)+2, latch))
 	return b, nil
 }
 
-// initialLatch is the level of every output of the chip at start: each
-// configured relay of the chip at its initial state (on or off, through its
+// initialLatch is the level of every output of the chip at start: the relay
+// of o and each one of its bank at its initial state (on or off, through its
 // active_low), and every unused channel off. An unused channel is off when
 // high, unless every relay of the chip is active-high: high is also the
 // PCF8574's power-up level and what the MCP23017's floating pins show
 // through an active-low board's pull-ups, so it changes nothing there.
-func initialLatch(key expanderKey, cfg config.Relay, env Env) (uint16, error) {
-	initial := env.Initial
-	if initial == nil {
-		initial = func(r config.Relay) bool { return r.Initial == "on" }
-	}
-	relays := []config.Relay{cfg}
-	for _, r := range env.Relays {
-		if r.Driver == config.DriverI2CRelay && r.Name != cfg.Name && sameBus(r.Bus) == key.bus && r.Address == key.addr {
-			relays = append(relays, r)
-		}
-	}
-	width := config.ChipChannels(cfg.Chip)
+func initialLatch(o I2CRelayOpts) (uint16, error) {
+	relays := append([]I2CChannel{{Name: o.Name, Chip: o.Chip, Channel: o.Channel, ActiveLow: o.ActiveLow, On: o.On}}, o.Bank...)
+	width := ChipChannels(o.Chip)
 	var set, levels uint16
 	allActiveHigh := true
 	for _, r := range relays {
-		if r.Chip != cfg.Chip {
-			return 0, fmt.Errorf("relay %q says the chip at %#x on %s is a %s, relay %q says %s", cfg.Name, cfg.Address, cfg.Bus, cfg.Chip, r.Name, r.Chip)
+		if r.Chip != o.Chip {
+			return 0, fmt.Errorf("relay %q says the chip at %#x on %s is a %s, relay %q says %s", o.Name, o.Address, o.Bus, o.Chip, r.Name, r.Chip)
 		}
 		if r.Channel < 1 || r.Channel > width {
 			return 0, fmt.Errorf("relay %q: a %s has channels 1 to %d, got %d", r.Name, r.Chip, width, r.Channel)
 		}
 		bit := uint16(1) << (r.Channel - 1)
 		if set&bit != 0 {
-			return 0, fmt.Errorf("channel %d of the %s at %#x on %s is configured twice (relay %q)", r.Channel, r.Chip, r.Address, r.Bus, r.Name)
+			return 0, fmt.Errorf("channel %d of the %s at %#x on %s is configured twice (relay %q)", r.Channel, r.Chip, o.Address, o.Bus, r.Name)
 		}
 		set |= bit
-		if initial(r) != r.ActiveLow {
+		if r.On != r.ActiveLow {
 			levels |= bit
 		}
 		allActiveHigh = allActiveHigh && !r.ActiveLow
@@ -192,7 +238,7 @@ func (b *expanderBank) String() string {
 // becomes an output; one register per transaction, so that it works whatever
 // IOCON.SEQOP says. IPOL is cleared so that GPIO reads the pins as they are.
 func (b *expanderBank) setUp(latch uint16) error {
-	if b.chip == config.ChipPCF8574 {
+	if b.chip == ChipPCF8574 {
 		return b.tx("write the outputs", []byte{byte(latch)}, nil)
 	}
 	for _, w := range [][]byte{
@@ -239,7 +285,7 @@ func (b *expanderBank) set(bit uint16, high bool) error {
 // must read as written: another pin that reads otherwise (a PCF8574 input
 // pulled low from outside) is no reason to refuse this relay's change.
 func (b *expanderBank) write(want, bit uint16) error {
-	if b.chip == config.ChipPCF8574 {
+	if b.chip == ChipPCF8574 {
 		if err := b.tx("write the outputs", []byte{byte(want)}, nil); err != nil {
 			return err
 		}
@@ -287,7 +333,7 @@ func levelName(high bool) string {
 }
 
 func (r *i2cRelay) Name() string   { return r.name }
-func (r *i2cRelay) Driver() string { return config.DriverI2CRelay }
+func (r *i2cRelay) Driver() string { return I2CRelayDriver }
 
 // Set changes only this relay's output: its bit of the chip's latch, written
 // with the rest as last confirmed, then read back. On error the bank keeps
@@ -323,16 +369,4 @@ func (r *i2cRelay) Close() error {
 		delete(expanders.banks, b.key)
 	}
 	return nil
-}
-
-// sameBus makes /dev/i2c-1, I2C1 and 1 the same bus, as the config loader
-// does.
-func sameBus(bus string) string {
-	s := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(s, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return s
 }

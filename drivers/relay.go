@@ -1,15 +1,16 @@
 // Package drivers holds the Relay and Sensor interfaces and their
 // implementations. A driver is a small type over a bus interface (gpio.PinIO,
 // i2c.Bus, a serial port); it never knows whether the bus is real hardware or
-// the simulator in firmware-sim.
+// the simulator in firmware-sim. Each driver takes its own options struct
+// (GPIORelayOpts, BME280Opts, ...) and checks it (Validate); it knows nothing
+// of the gateway's configuration file: gateway/hardware maps that onto the
+// drivers.
 package drivers
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 )
@@ -22,7 +23,7 @@ type Relay interface {
 	Driver() string
 	// Set drives the relay and returns only once the device confirmed the
 	// new state (nil), or with the reason it could not (the state is then
-	// whatever the device last confirmed). The first Set after OpenRelay is
+	// whatever the device last confirmed). The first Set after opening is
 	// the first level the relay's output ever sees.
 	Set(ctx context.Context, on bool) error
 	// Close releases the relay's resources without changing its output.
@@ -40,28 +41,30 @@ type Buses interface {
 	I2CBus(name string) (i2c.Bus, error)
 }
 
-// Env is what a driver gets besides its own configuration.
+// Env is what a driver gets besides its own options.
 type Env struct {
 	Buses  Buses
 	Logger *slog.Logger
 	// Sim is true when Buses is the simulator (sim-only drivers refuse
 	// to open otherwise).
 	Sim bool
-	// Relays is every configured relay, and Initial tells the state each
-	// must start in: a driver whose channels share one chip (an I2C
-	// expander) writes all of them in one transaction when the chip is
-	// first opened, so that no channel ever shows another level.
-	Relays  []config.Relay
-	Initial func(config.Relay) bool
-	// Devices holds the serial devices (the devices section of the
-	// config) that several relays and sensors share; the gateway creates
-	// it before opening relays and sensors and closes it after them.
-	// Serial drivers refuse to open without it.
+	// Devices holds the serial devices that several relays and sensors
+	// share; the gateway creates it before opening relays and sensors and
+	// closes it after them. Serial drivers refuse to open without it.
 	Devices *DevicePool
-	// DataDir keeps state that outlives a restart (empty: none): a serial
-	// board's sensors remember there what the board announced, so that they
-	// can start while the board is unplugged.
-	DataDir string
+	// State keeps what a driver must remember across restarts (nil:
+	// nothing is kept): a serial board's sensors remember there what the
+	// board announced, so that they can start while the board is unplugged.
+	State StateStore
+}
+
+// StateStore keeps small named records across restarts for the drivers
+// (the gateway keeps them as files in its data dir, written atomically).
+type StateStore interface {
+	// Load returns the record saved under name; an error when there is none.
+	Load(name string) ([]byte, error)
+	// Save replaces the record under name, whole or not at all.
+	Save(name string, data []byte) error
 }
 
 // Reporter is a Relay whose output can also change on the device itself: a
@@ -93,31 +96,4 @@ func (e Env) logger() *slog.Logger {
 		return e.Logger
 	}
 	return slog.Default()
-}
-
-// RelayFactory opens a relay. It must not change the relay's output: the
-// first level is driven by the first Set.
-type RelayFactory func(cfg config.Relay, env Env) (Relay, error)
-
-var relayDrivers = registry[RelayFactory]{kind: "relay"}
-
-// RegisterRelay makes a relay driver available by name. It is called from
-// the init functions of the driver files.
-func RegisterRelay(name string, f RelayFactory) { relayDrivers.register(name, f) }
-
-// RelayDrivers lists the registered relay drivers, sorted.
-func RelayDrivers() []string { return relayDrivers.names() }
-
-// OpenRelay opens the relay described by cfg with its registered driver.
-func OpenRelay(cfg config.Relay, env Env) (Relay, error) {
-	f, err := relayDrivers.lookup(cfg.Name, cfg.Driver)
-	if err != nil {
-		return nil, err
-	}
-	env.Logger = env.logger()
-	r, err := f(cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("relay %q: %w", cfg.Name, err)
-	}
-	return r, nil
 }

@@ -2,10 +2,7 @@ package drivers
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // Quantity is one measured value of a sensor device; on the wire the sensor
@@ -42,28 +39,4 @@ type Sensor interface {
 type Watcher interface {
 	Sensor
 	Watch(ctx context.Context, emit func(q int, v float64, at time.Time), fail func(err error)) error
-}
-
-// SensorFactory opens a sensor device.
-type SensorFactory func(cfg config.Sensor, env Env) (Sensor, error)
-
-var sensorDrivers = registry[SensorFactory]{kind: "sensor"}
-
-// RegisterSensor makes a sensor driver available by name (from init).
-func RegisterSensor(name string, f SensorFactory) { sensorDrivers.register(name, f) }
-
-// SensorDrivers lists the registered sensor drivers, sorted.
-func SensorDrivers() []string { return sensorDrivers.names() }
-
-// OpenSensor opens the sensor device described by cfg.
-func OpenSensor(cfg config.Sensor, env Env) (Sensor, error) {
-	f, err := sensorDrivers.lookup(cfg.Name, cfg.Driver)
-	if err != nil {
-		return nil, err
-	}
-	s, err := f(cfg, env)
-	if err != nil {
-		return nil, fmt.Errorf("sensor %q: %w", cfg.Name, err)
-	}
-	return s, nil
 }

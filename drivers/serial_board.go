@@ -6,15 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/edgegate/edgegate/gateway/config"
-	"github.com/edgegate/edgegate/gateway/fileutil"
 )
 
 // The serial-board driver talks to a microcontroller board running the
@@ -24,9 +19,43 @@ import (
 // boot, a push button, telemetry). One board serves several relay channels
 // and one sensor block; the DevicePool opens it once for all of them.
 
-func init() {
-	RegisterRelay(config.DriverSerialBoard, openBoardRelay)
-	RegisterSensor(config.DriverSerialBoard, openBoardSensor)
+// SerialBoardDriver is the name of the serial board driver, for its relays,
+// its sensor block and its device.
+const SerialBoardDriver = "serial-board"
+
+// SerialBoardBaud is a serial board's usual baud rate.
+const SerialBoardBaud = 115200
+
+// BoardRelayOpts describe one relay channel of a serial board of the pool.
+type BoardRelayOpts struct {
+	Name    string
+	Device  string // a serial-board device of the pool
+	Channel int    // from 1
+}
+
+// Validate checks the options.
+func (o BoardRelayOpts) Validate() error {
+	var dev *FieldError
+	if strings.TrimSpace(o.Device) == "" {
+		dev = fieldError("device", "a serial-board relay needs the name of its board in devices, e.g. device: board")
+	}
+	return joinFields(dev, checkChannel(o.Channel))
+}
+
+// BoardSensorOpts describe the sensor block of a serial board of the pool:
+// every quantity the board announces.
+type BoardSensorOpts struct {
+	Name     string
+	Device   string        // a serial-board device of the pool
+	Interval time.Duration // 0: 1s
+}
+
+// Validate checks the options.
+func (o BoardSensorOpts) Validate() error {
+	if strings.TrimSpace(o.Device) == "" {
+		return fieldError("device", "a serial-board sensor needs the name of its board in devices, e.g. device: board")
+	}
+	return nil
 }
 
 // maxBoardLine is the longest line either side sends, checksum included.
@@ -153,16 +182,11 @@ var errBoardRebooted = errors.New("the board rebooted while the request was in f
 
 // board is one serial board shared by its relays and its sensor.
 type board struct {
-	name    string
-	link    *serialLink
+	serialDevice
 	timeout time.Duration
 	log     *slog.Logger
-	notify  *notifier
 
 	resync chan struct{} // asks the connection goroutine to re-read the board
-
-	stopNotify context.CancelFunc
-	notifyDone chan struct{}
 
 	// Reader state: used by the reader goroutine only.
 	line     []byte
@@ -179,65 +203,47 @@ type board struct {
 	dropped   int           // lines dropped for a bad checksum or length
 }
 
-// board returns the serial board named name, opening it on first use.
-func (p *DevicePool) board(name string) (*board, error) {
-	cfg, err := p.device(name, config.DriverSerialBoard)
+// board checks the options o of a serial-board relay or sensor and returns
+// the board named device of env's pool.
+func (e Env) board(o validator, device string) (*board, error) {
+	pool, err := e.pool(o, SerialBoardDriver)
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.get(name, func() pooledDevice { return p.newBoard(cfg) })
+	return pool.board(device)
+}
+
+// board returns the serial board named name, opening it on first use.
+func (p *DevicePool) board(name string) (*board, error) {
+	dev, err := p.device(name, SerialBoardDriver)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.get(name, func() pooledDevice { return p.newBoard(dev) })
 	if err != nil {
 		return nil, err
 	}
 	return d.(*board), nil
 }
 
-func (p *DevicePool) newBoard(cfg config.Device) *board {
+func (p *DevicePool) newBoard(dev SerialDevice) *board {
 	b := &board{
-		name: cfg.Name, timeout: p.timeout(), log: p.Logger, notify: newNotifier(),
+		timeout: p.timeout(), log: p.Logger,
 		pending: map[uint16]*boardPending{}, resync: make(chan struct{}, 1), infoReady: make(chan struct{}),
 	}
-	baud := cfg.Baud
+	baud := dev.Baud
 	if baud <= 0 {
-		baud = config.DefaultBaud
+		baud = SerialBoardBaud
 	}
-	b.link = &serialLink{
-		name: fmt.Sprintf("board %q", cfg.Name), path: cfg.Port, baud: baud, open: p.opener(),
-		maxBackoff: p.maxBackoff(), log: p.Logger,
-		onUp: b.onUp, onData: b.onData, onDown: b.onDown,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.stopNotify, b.notifyDone = cancel, make(chan struct{})
-	go func() {
-		defer close(b.notifyDone)
-		b.notify.run(ctx)
-	}()
-	b.link.start()
+	b.start(p, dev.Name, fmt.Sprintf("board %q", dev.Name), dev.Port, baud, b.onUp, b.onData, b.onDown)
 	return b
 }
 
-func (b *board) close() {
-	b.link.close()
-	b.stopNotify()
-	<-b.notifyDone
-}
-
 func (b *board) status() DeviceStatus {
-	state, linkErr := b.link.connState()
-	s := DeviceStatus{Name: b.name, Port: b.link.path, State: state}
 	b.mu.Lock()
 	reqErr := b.reqErr
 	b.mu.Unlock()
-	switch {
-	case state != StateConnected && linkErr != nil:
-		s.Error = linkErr.Error()
-	case state != StateConnected:
-		s.Error = state
-	case reqErr != nil:
-		s.Error = reqErr.Error()
-	}
-	s.OK = state == StateConnected && s.Error == ""
-	return s
+	return b.statusWith(reqErr)
 }
 
 // onUp re-reads the board on every (re)connection, after a reboot, and
@@ -665,38 +671,23 @@ func (b *board) channels() int {
 
 // boardRelay is one relay channel of a board.
 type boardRelay struct {
-	name string
-	b    *board
-	ch   int
+	serialChannel
+	b *board
 }
 
 var _ Reporter = (*boardRelay)(nil)
 
-func openBoardRelay(cfg config.Relay, env Env) (Relay, error) {
-	if env.Devices == nil {
-		return nil, errors.New("serial-board relays need the gateway's device pool (drivers.Env.Devices)")
-	}
-	if cfg.Channel < 1 {
-		return nil, fmt.Errorf("channel %d: board channels are numbered from 1", cfg.Channel)
-	}
-	b, err := env.Devices.board(cfg.Device)
+// OpenBoardRelay opens a relay channel of a serial board, opening the board
+// on first use.
+func OpenBoardRelay(o BoardRelayOpts, env Env) (Relay, error) {
+	b, err := env.board(o, o.Device)
 	if err != nil {
 		return nil, err
 	}
-	return &boardRelay{name: cfg.Name, b: b, ch: cfg.Channel}, nil
+	return &boardRelay{serialChannel: serialChannel{name: o.Name, ch: o.Channel, dev: &b.serialDevice}, b: b}, nil
 }
 
-func (r *boardRelay) Name() string   { return r.name }
-func (r *boardRelay) Driver() string { return config.DriverSerialBoard }
-
-// Close unregisters the relay; the board stays open for the others (the
-// pool closes it).
-func (r *boardRelay) Close() error {
-	r.b.notify.set(r.ch, nil)
-	return nil
-}
-
-func (r *boardRelay) OnDeviceChange(f func())       { r.b.notify.set(r.ch, f) }
+func (r *boardRelay) Driver() string                { return SerialBoardDriver }
 func (r *boardRelay) DeviceState() (on, known bool) { return r.b.deviceState(r.ch) }
 
 // Set asks the board to drive the channel and returns once the board
@@ -735,15 +726,16 @@ type boardSensor struct {
 // board to say which quantities it measures.
 const boardIdentifyWait = 3 * time.Second
 
-func openBoardSensor(cfg config.Sensor, env Env) (Sensor, error) {
-	if env.Devices == nil {
-		return nil, errors.New("serial-board sensors need the gateway's device pool (drivers.Env.Devices)")
-	}
-	b, err := env.Devices.board(cfg.Device)
+// OpenBoardSensor opens the sensor block of a serial board, opening the
+// board on first use. It waits (up to a few seconds) for the board to
+// announce its quantities, or uses what it announced before (kept in
+// env.State).
+func OpenBoardSensor(o BoardSensorOpts, env Env) (Sensor, error) {
+	b, err := env.board(o, o.Device)
 	if err != nil {
 		return nil, err
 	}
-	interval := time.Duration(cfg.Interval)
+	interval := o.Interval
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -754,42 +746,41 @@ func openBoardSensor(cfg config.Sensor, env Env) (Sensor, error) {
 		// Its sensors are named by what the board announces: without an
 		// answer, use what it announced last time, if it ever did; reads
 		// fail (sensor_error) until it is back.
-		if qs := loadBoardQuantities(env.DataDir, cfg.Device); len(qs) > 0 {
-			env.logger().Warn("serial board not answering at start; its sensor uses the quantities it announced before", "device", cfg.Device, "err", err)
-			return &boardSensor{name: cfg.Name, b: b, interval: interval, quantities: qs}, nil
+		if qs := loadBoardQuantities(env.State, o.Device); len(qs) > 0 {
+			env.logger().Warn("serial board not answering at start; its sensor uses the quantities it announced before", "device", o.Device, "err", err)
+			return &boardSensor{name: o.Name, b: b, interval: interval, quantities: qs}, nil
 		}
 		return nil, fmt.Errorf("%w; its sensors are named by what the board announces, so it must answer the first time the gateway starts with it (afterwards the gateway remembers them in its data dir)", err)
 	}
 	if len(info.quantities) == 0 {
 		return nil, fmt.Errorf("board %q (%s) announces no sensors; remove the sensor entry or update the firmware", b.name, info.firmware)
 	}
-	if err := saveBoardQuantities(env.DataDir, cfg.Device, info.quantities); err != nil {
-		env.logger().Warn("cannot remember a serial board's sensors in the data dir", "device", cfg.Device, "err", err)
+	if err := saveBoardQuantities(env.State, o.Device, info.quantities); err != nil {
+		env.logger().Warn("cannot remember a serial board's sensors in the data dir", "device", o.Device, "err", err)
 	}
-	return &boardSensor{name: cfg.Name, b: b, interval: interval, quantities: info.quantities}, nil
+	return &boardSensor{name: o.Name, b: b, interval: interval, quantities: info.quantities}, nil
 }
 
-// boardQuantitiesFile is where a board's announced quantities are kept.
-func boardQuantitiesFile(dataDir, device string) string {
-	return filepath.Join(dataDir, "serial-board-"+device+".json")
-}
+// boardQuantitiesRecord is the name a board's announced quantities are
+// kept under.
+func boardQuantitiesRecord(device string) string { return "serial-board-" + device + ".json" }
 
-func saveBoardQuantities(dataDir, device string, qs []Quantity) error {
-	if dataDir == "" {
+func saveBoardQuantities(st StateStore, device string, qs []Quantity) error {
+	if st == nil {
 		return nil
 	}
 	b, err := json.Marshal(qs)
 	if err != nil {
 		return err
 	}
-	return fileutil.WriteAtomic(boardQuantitiesFile(dataDir, device), b, true)
+	return st.Save(boardQuantitiesRecord(device), b)
 }
 
-func loadBoardQuantities(dataDir, device string) []Quantity {
-	if dataDir == "" {
+func loadBoardQuantities(st StateStore, device string) []Quantity {
+	if st == nil {
 		return nil
 	}
-	b, err := os.ReadFile(boardQuantitiesFile(dataDir, device))
+	b, err := st.Load(boardQuantitiesRecord(device))
 	if err != nil {
 		return nil
 	}
@@ -801,7 +792,7 @@ func loadBoardQuantities(dataDir, device string) []Quantity {
 }
 
 func (s *boardSensor) Name() string            { return s.name }
-func (s *boardSensor) Driver() string          { return config.DriverSerialBoard }
+func (s *boardSensor) Driver() string          { return SerialBoardDriver }
 func (s *boardSensor) Quantities() []Quantity  { return s.quantities }
 func (s *boardSensor) Interval() time.Duration { return s.interval }
 func (s *boardSensor) Close() error            { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)
@@ -42,15 +42,15 @@ func newBoardRig(t *testing.T, opts firmwaresim.BoardOptions, channels int) *boa
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	dev := config.Device{Name: "board", Driver: config.DriverSerialBoard, Port: b.Path(), Baud: 115200}
-	pool := drivers.NewDevicePool([]config.Device{dev}, quietLog)
+	dev := drivers.SerialDevice{Name: "board", Driver: drivers.SerialBoardDriver, Port: b.Path(), Baud: 115200}
+	pool := drivers.NewDevicePool([]drivers.SerialDevice{dev}, quietLog)
 	pool.MaxBackoff = 200 * time.Millisecond
 	t.Cleanup(func() { pool.Close() })
 	rig := &boardRig{t: t, board: b, pool: pool, locks: make([]sync.Mutex, channels+1),
 		view: map[int]bool{}, reports: map[int][]bool{}, calls: make(chan int, 100)}
 	env := drivers.Env{Devices: pool}
 	for ch := 1; ch <= channels; ch++ {
-		r, err := drivers.OpenRelay(config.Relay{Name: fmt.Sprintf("r%d", ch), Driver: config.DriverSerialBoard, Device: "board", Channel: ch}, env)
+		r, err := drivers.OpenBoardRelay(drivers.BoardRelayOpts{Name: fmt.Sprintf("r%d", ch), Device: "board", Channel: ch}, env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func newBoardRig(t *testing.T, opts firmwaresim.BoardOptions, channels int) *boa
 		rig.relays = append(rig.relays, rep)
 	}
 	// Opening the sensor waits until the board identified itself.
-	s, err := drivers.OpenSensor(config.Sensor{Name: "soil", Driver: config.DriverSerialBoard, Device: "board", Interval: config.Duration(time.Second)}, env)
+	s, err := drivers.OpenBoardSensor(drivers.BoardSensorOpts{Name: "soil", Device: "board", Interval: time.Second}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSerialBoardRelaysAndSensor(t *testing.T) {
 		t.Fatalf("values %v", vals)
 	}
 	// A channel the board does not have is refused with the reason.
-	r3, err := drivers.OpenRelay(config.Relay{Name: "r3", Driver: config.DriverSerialBoard, Device: "board", Channel: 3}, drivers.Env{Devices: rig.pool})
+	r3, err := drivers.OpenBoardRelay(drivers.BoardRelayOpts{Name: "r3", Device: "board", Channel: 3}, drivers.Env{Devices: rig.pool})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,18 +427,18 @@ func TestSerialBoardMuteAndSlow(t *testing.T) {
 // restarted while the board is unplugged still starts; its reads fail
 // until the board is back.
 func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
-	dataDir := t.TempDir()
+	state := memState{}
 	b, err := firmwaresim.NewBoard(firmwaresim.BoardOptions{Relays: 2, Telemetry: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	cfg := config.Sensor{Name: "soil", Driver: config.DriverSerialBoard, Device: "board", Interval: config.Duration(time.Second)}
+	o := drivers.BoardSensorOpts{Name: "soil", Device: "board", Interval: time.Second}
 	open := func() (drivers.Sensor, *drivers.DevicePool, error) {
-		pool := drivers.NewDevicePool([]config.Device{{Name: "board", Driver: config.DriverSerialBoard, Port: b.Path(), Baud: 115200}}, quietLog)
+		pool := drivers.NewDevicePool([]drivers.SerialDevice{{Name: "board", Driver: drivers.SerialBoardDriver, Port: b.Path(), Baud: 115200}}, quietLog)
 		pool.MaxBackoff = 200 * time.Millisecond
 		t.Cleanup(func() { pool.Close() })
-		s, err := drivers.OpenSensor(cfg, drivers.Env{Devices: pool, DataDir: dataDir, Logger: quietLog})
+		s, err := drivers.OpenBoardSensor(o, drivers.Env{Devices: pool, State: state, Logger: quietLog})
 		return s, pool, err
 	}
 	// Without a data dir's memory, an unplugged board cannot name its sensors.
@@ -488,4 +488,21 @@ func TestSerialBoardSensorStartsWhileUnplugged(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// memState is a drivers.StateStore in memory, kept for a test's life as a
+// data dir is for the gateway's.
+type memState map[string][]byte
+
+func (m memState) Load(name string) ([]byte, error) {
+	b, ok := m[name]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return b, nil
+}
+
+func (m memState) Save(name string, data []byte) error {
+	m[name] = append([]byte(nil), data...)
+	return nil
 }

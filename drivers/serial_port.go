@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"go.bug.st/serial"
 )
 
@@ -55,7 +54,7 @@ const (
 
 // DeviceStatus is the health of one serial device.
 type DeviceStatus struct {
-	Name  string // the device's config name (or the port, for a usb-relay given by port:)
+	Name  string // the device's name (or the port, for a usb-relay given by port)
 	Port  string
 	State string // StateConnected, ...
 	OK    bool   // connected, and the last exchange with the device worked
@@ -78,7 +77,7 @@ type DevicePool struct {
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
 
-	configs map[string]config.Device
+	known map[string]SerialDevice // by name
 
 	mu      sync.Mutex
 	devices map[string]pooledDevice
@@ -92,15 +91,24 @@ type pooledDevice interface {
 	close()
 }
 
-// NewDevicePool returns a pool for the configured devices. Nothing is opened
+// SerialDevice describes a device on a serial port that relays and sensors
+// refer to by name.
+type SerialDevice struct {
+	Name   string
+	Driver string // SerialBoardDriver or USBRelayDriver
+	Port   string // the path to open: /dev/ttyACM0
+	Baud   int    // 0: the driver's usual rate
+}
+
+// NewDevicePool returns a pool for the given devices. Nothing is opened
 // until a driver asks for a device.
-func NewDevicePool(devices []config.Device, log *slog.Logger) *DevicePool {
+func NewDevicePool(devices []SerialDevice, log *slog.Logger) *DevicePool {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &DevicePool{Logger: log, configs: map[string]config.Device{}, devices: map[string]pooledDevice{}}
+	p := &DevicePool{Logger: log, known: map[string]SerialDevice{}, devices: map[string]pooledDevice{}}
 	for _, d := range devices {
-		p.configs[d.Name] = d
+		p.known[d.Name] = d
 	}
 	return p
 }
@@ -126,9 +134,9 @@ func (p *DevicePool) maxBackoff() time.Duration {
 	return 2 * time.Second
 }
 
-// device looks up the configured device name of the given driver.
-func (p *DevicePool) device(name, driver string) (config.Device, error) {
-	d, ok := p.configs[name]
+// device looks up the device name of the given driver.
+func (p *DevicePool) device(name, driver string) (SerialDevice, error) {
+	d, ok := p.known[name]
 	if !ok {
 		return d, fmt.Errorf("no device named %q in devices; add it, e.g. - {name: %s, driver: %s, port: /dev/ttyACM0}", name, name, driver)
 	}
@@ -191,6 +199,80 @@ func (p *DevicePool) Close() error {
 	}
 	return nil
 }
+
+// serialDevice is what every device of the pool has: a link that keeps its
+// port open and a notifier that reports changes made on the device to its
+// relays. The drivers' device types embed it.
+type serialDevice struct {
+	name   string
+	link   *serialLink
+	notify *notifier
+
+	stopNotify context.CancelFunc
+	notifyDone chan struct{}
+}
+
+// start opens the device's port (what names the device in logs and errors)
+// and runs its link and notifier until close.
+func (d *serialDevice) start(p *DevicePool, name, what, port string, baud int, onUp func(context.Context), onData func([]byte), onDown func(error)) {
+	d.name = name
+	d.notify = newNotifier()
+	d.link = &serialLink{
+		name: what, path: port, baud: baud, open: p.opener(),
+		maxBackoff: p.maxBackoff(), log: p.Logger,
+		onUp: onUp, onData: onData, onDown: onDown,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopNotify, d.notifyDone = cancel, make(chan struct{})
+	go func() {
+		defer close(d.notifyDone)
+		d.notify.run(ctx)
+	}()
+	d.link.start()
+}
+
+func (d *serialDevice) close() {
+	d.link.close()
+	d.stopNotify()
+	<-d.notifyDone
+}
+
+// statusWith is the device's health, given the last failed exchange with it
+// (nil after a success).
+func (d *serialDevice) statusWith(exchangeErr error) DeviceStatus {
+	state, linkErr := d.link.connState()
+	s := DeviceStatus{Name: d.name, Port: d.link.path, State: state}
+	switch {
+	case state != StateConnected && linkErr != nil:
+		s.Error = linkErr.Error()
+	case state != StateConnected:
+		s.Error = state
+	case exchangeErr != nil:
+		s.Error = exchangeErr.Error()
+	}
+	s.OK = state == StateConnected && s.Error == ""
+	return s
+}
+
+// serialChannel is what every relay channel of a pooled serial device has:
+// its name, its channel number, and its change callback on the device's
+// notifier.
+type serialChannel struct {
+	name string
+	ch   int
+	dev  *serialDevice
+}
+
+func (c *serialChannel) Name() string { return c.name }
+
+// Close unregisters the relay; the device stays open for the others (the
+// pool closes it).
+func (c *serialChannel) Close() error {
+	c.dev.notify.set(c.ch, nil)
+	return nil
+}
+
+func (c *serialChannel) OnDeviceChange(f func()) { c.dev.notify.set(c.ch, f) }
 
 // serialLink keeps one serial port open: it opens it, runs a reader that
 // hands every received chunk to onData, calls onUp for the connection's

@@ -5,11 +5,25 @@ import (
 	"errors"
 	"math"
 	"time"
-
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
-func init() { RegisterSensor(config.DriverSimWave, openSimWave) }
+// SimWaveDriver is the name of the sim-wave sensor driver.
+const SimWaveDriver = "sim-wave"
+
+// SimWaveOpts describe a synthetic sine signal.
+type SimWaveOpts struct {
+	Name     string
+	Interval time.Duration
+	Period   time.Duration // at least 1ms
+}
+
+// Validate checks the options.
+func (o SimWaveOpts) Validate() error {
+	if o.Period < time.Millisecond {
+		return fieldError("period", "must be at least %v, got %v", time.Millisecond, o.Period)
+	}
+	return nil
+}
 
 // simWave is a synthetic sine signal in [-1, 1] with a configured period,
 // sampled at any interval down to 1 ms: a sensor for tests and benchmarks
@@ -20,15 +34,19 @@ type simWave struct {
 	period   time.Duration
 }
 
-func openSimWave(cfg config.Sensor, env Env) (Sensor, error) {
+// OpenSimWave opens a sim-wave sensor; it refuses to unless env.Sim.
+func OpenSimWave(o SimWaveOpts, env Env) (Sensor, error) {
 	if !env.Sim {
 		return nil, errors.New("sim-wave is a synthetic signal for --sim only; remove it from the configuration to run on hardware")
 	}
-	return &simWave{name: cfg.Name, interval: time.Duration(cfg.Interval), period: time.Duration(cfg.Period)}, nil
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return &simWave{name: o.Name, interval: o.Interval, period: o.Period}, nil
 }
 
 func (w *simWave) Name() string            { return w.name }
-func (w *simWave) Driver() string          { return config.DriverSimWave }
+func (w *simWave) Driver() string          { return SimWaveDriver }
 func (w *simWave) Quantities() []Quantity  { return []Quantity{{Name: "value"}} }
 func (w *simWave) Interval() time.Duration { return w.interval }
 func (w *simWave) Close() error            { return nil }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // The usb-relay driver switches the cheap LCUS-type USB relay modules (a
@@ -30,13 +28,42 @@ import (
 // the fault. (The very first connection changes nothing: the first level a
 // relay sees is the gateway's first Set.)
 
-func init() { RegisterRelay(config.DriverUSBRelay, openUSBRelay) }
+// USBRelayDriver is the name of the LCUS USB relay module driver.
+const USBRelayDriver = "usb-relay"
 
-// LCUS framing.
 const (
-	lcusStart       = 0xA0
-	lcusMaxChannels = 8
+	// USBRelayChannels is the most channels an LCUS module has.
+	USBRelayChannels = 8
+	// USBRelayBaud is the baud rate of LCUS modules.
+	USBRelayBaud = 9600
 )
+
+const lcusStart = 0xA0 // first byte of an LCUS frame
+
+// USBRelayOpts describe one channel of an LCUS module, given by its port or
+// by the name of a usb-relay device of the pool.
+type USBRelayOpts struct {
+	Name    string
+	Port    string // the module's port, at USBRelayBaud
+	Device  string // or a usb-relay device of the pool
+	Channel int    // 1..USBRelayChannels
+}
+
+// Validate checks the options.
+func (o USBRelayOpts) Validate() error {
+	var where *FieldError
+	switch {
+	case o.Port != "" && o.Device != "":
+		where = fieldError("device", "give either port or device, not both")
+	case o.Port == "" && o.Device == "":
+		where = fieldError("port", "a usb-relay relay needs port: (e.g. /dev/ttyUSB0) or device: naming a usb-relay entry of devices")
+	}
+	ch := checkChannel(o.Channel)
+	if ch == nil && o.Channel > USBRelayChannels {
+		ch = fieldError("channel", "LCUS USB relay modules have channels 1 to %d, got %d", USBRelayChannels, o.Channel)
+	}
+	return joinFields(where, ch)
+}
 
 // LCUSFrame returns the frame that switches channel ch on or off.
 func LCUSFrame(ch int, on bool) [4]byte {
@@ -50,13 +77,8 @@ func LCUSFrame(ch int, on bool) [4]byte {
 
 // lcusModule is one USB relay module shared by its channels.
 type lcusModule struct {
-	name   string
-	link   *serialLink
-	log    *slog.Logger
-	notify *notifier
-
-	stopNotify context.CancelFunc
-	notifyDone chan struct{}
+	serialDevice
+	log *slog.Logger
 
 	wmu sync.Mutex // one frame at a time
 
@@ -67,16 +89,19 @@ type lcusModule struct {
 	writeErr error             // the last failed write; nil after a success
 }
 
-func (p *DevicePool) lcus(cfg config.Relay) (*lcusModule, error) {
+func (p *DevicePool) lcus(o USBRelayOpts) (*lcusModule, error) {
 	// A relay given by port: runs at the modules' 9600 baud; a device
-	// entry has its own baud (9600 unless the file says otherwise).
-	name, port, baud := cfg.Port, cfg.Port, config.DefaultUSBRelayBaud
-	if cfg.Device != "" {
-		d, err := p.device(cfg.Device, config.DriverUSBRelay)
+	// entry has its own baud (9600 unless it says otherwise).
+	name, port, baud := o.Port, o.Port, USBRelayBaud
+	if o.Device != "" {
+		d, err := p.device(o.Device, USBRelayDriver)
 		if err != nil {
 			return nil, err
 		}
-		name, port, baud = d.Name, d.Port, d.Baud
+		name, port = d.Name, d.Port
+		if d.Baud > 0 {
+			baud = d.Baud
+		}
 	}
 	if port == "" {
 		return nil, errors.New("a usb-relay relay needs port: (e.g. /dev/ttyUSB0) or device: naming a usb-relay entry of devices")
@@ -89,44 +114,16 @@ func (p *DevicePool) lcus(cfg config.Relay) (*lcusModule, error) {
 }
 
 func (p *DevicePool) newLCUS(name, port string, baud int) *lcusModule {
-	m := &lcusModule{name: name, log: p.Logger, notify: newNotifier(), states: map[int]chanState{}, used: map[int]bool{}}
-	m.link = &serialLink{
-		name: fmt.Sprintf("USB relay module %s", name), path: port, baud: baud, open: p.opener(),
-		maxBackoff: p.maxBackoff(), log: p.Logger,
-		onUp: m.onUp, onData: m.onData, onDown: func(error) {},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stopNotify, m.notifyDone = cancel, make(chan struct{})
-	go func() {
-		defer close(m.notifyDone)
-		m.notify.run(ctx)
-	}()
-	m.link.start()
+	m := &lcusModule{log: p.Logger, states: map[int]chanState{}, used: map[int]bool{}}
+	m.start(p, name, fmt.Sprintf("USB relay module %s", name), port, baud, m.onUp, m.onData, func(error) {})
 	return m
 }
 
-func (m *lcusModule) close() {
-	m.link.close()
-	m.stopNotify()
-	<-m.notifyDone
-}
-
 func (m *lcusModule) status() DeviceStatus {
-	state, linkErr := m.link.connState()
-	s := DeviceStatus{Name: m.name, Port: m.link.path, State: state}
 	m.mu.Lock()
 	werr := m.writeErr
 	m.mu.Unlock()
-	switch {
-	case state != StateConnected && linkErr != nil:
-		s.Error = linkErr.Error()
-	case state != StateConnected:
-		s.Error = state
-	case werr != nil:
-		s.Error = werr.Error()
-	}
-	s.OK = state == StateConnected && s.Error == ""
-	return s
+	return m.statusWith(werr)
 }
 
 // onData discards what the module sends: the switching frames get no
@@ -183,39 +180,30 @@ func (m *lcusModule) write(ch int, on bool) (chanState, error) {
 
 // usbRelay is one channel of a module.
 type usbRelay struct {
-	name string
-	m    *lcusModule
-	ch   int
+	serialChannel
+	m *lcusModule
 }
 
 var _ Reporter = (*usbRelay)(nil)
 
-func openUSBRelay(cfg config.Relay, env Env) (Relay, error) {
-	if env.Devices == nil {
-		return nil, errors.New("usb-relay relays need the gateway's device pool (drivers.Env.Devices)")
+// OpenUSBRelay opens a channel of an LCUS module, opening the module on
+// first use.
+func OpenUSBRelay(o USBRelayOpts, env Env) (Relay, error) {
+	pool, err := env.pool(o, USBRelayDriver)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Channel < 1 || cfg.Channel > lcusMaxChannels {
-		return nil, fmt.Errorf("channel %d: LCUS USB relay modules have channels 1 to %d", cfg.Channel, lcusMaxChannels)
-	}
-	m, err := env.Devices.lcus(cfg)
+	m, err := pool.lcus(o)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	m.used[cfg.Channel] = true
+	m.used[o.Channel] = true
 	m.mu.Unlock()
-	return &usbRelay{name: cfg.Name, m: m, ch: cfg.Channel}, nil
+	return &usbRelay{serialChannel: serialChannel{name: o.Name, ch: o.Channel, dev: &m.serialDevice}, m: m}, nil
 }
 
-func (r *usbRelay) Name() string   { return r.name }
-func (r *usbRelay) Driver() string { return config.DriverUSBRelay }
-
-func (r *usbRelay) Close() error {
-	r.m.notify.set(r.ch, nil)
-	return nil
-}
-
-func (r *usbRelay) OnDeviceChange(f func()) { r.m.notify.set(r.ch, f) }
+func (r *usbRelay) Driver() string { return USBRelayDriver }
 
 func (r *usbRelay) DeviceState() (on, known bool) {
 	r.m.mu.Lock()

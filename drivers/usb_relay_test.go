@@ -8,7 +8,6 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 func TestLCUSFrame(t *testing.T) {
@@ -56,13 +55,13 @@ func TestUSBRelayAgainstSimulatedModule(t *testing.T) {
 	env := drivers.Env{Devices: pool}
 	var relays []drivers.Relay
 	for ch := 1; ch <= 2; ch++ {
-		r, err := drivers.OpenRelay(config.Relay{Name: fmt.Sprintf("lamp%d", ch), Driver: config.DriverUSBRelay, Port: m.Path(), Channel: ch}, env)
+		r, err := drivers.OpenUSBRelay(drivers.USBRelayOpts{Name: fmt.Sprintf("lamp%d", ch), Port: m.Path(), Channel: ch}, env)
 		if err != nil {
 			t.Fatal(err)
 		}
 		relays = append(relays, r)
 	}
-	if _, err := drivers.OpenRelay(config.Relay{Name: "x", Driver: config.DriverUSBRelay, Port: m.Path(), Channel: 9}, env); err == nil {
+	if _, err := drivers.OpenUSBRelay(drivers.USBRelayOpts{Name: "x", Port: m.Path(), Channel: 9}, env); err == nil {
 		t.Fatal("channel 9 accepted")
 	}
 	ctx := context.Background()

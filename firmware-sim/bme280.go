@@ -8,14 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 )
 
-func init() { sensorModels[config.DriverBME280] = attachBME280 }
-
-// attachBME280 puts a simulated BME280 at the sensor's bus and address,
-// unless a chip is already there (a test may have attached its own).
-func attachBME280(h *Hardware, s *config.Sensor) error {
+// attachBME280 puts a simulated BME280 at the chip's bus and address, unless
+// a chip is already there (a test may have attached its own).
+func attachBME280(h *Hardware, s I2CChip) error {
 	if s.Address < 0 || s.Address > 0x7F {
 		return fmt.Errorf("I2C address %#x is not a 7-bit address", s.Address)
 	}
@@ -33,7 +31,7 @@ func attachBME280(h *Hardware, s *config.Sensor) error {
 // there is no such bus or the chip there is not a BME280.
 func (h *Hardware) BME280(bus string, addr uint16) *BME280 {
 	h.mu.Lock()
-	b := h.i2cs[bus]
+	b := h.i2cs[i2cbus.Key(bus)]
 	h.mu.Unlock()
 	if b == nil {
 		return nil
@@ -292,7 +290,7 @@ func NewBME280() *BME280 {
 }
 
 // Kind names the chip for the control API.
-func (*BME280) Kind() string { return config.DriverBME280 }
+func (*BME280) Kind() string { return "bme280" }
 
 // resetLocked is power-on and soft reset: every control register back to
 // its default, data registers to their reset values (unless stuck), the

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/bmxx80"
 )
@@ -325,11 +324,11 @@ func TestBME280Populate(t *testing.T) {
 	defer h.Close()
 	own := NewBME280()
 	h.I2C("/dev/i2c-1").Attach(0x77, own)
-	cfg := &config.Config{Sensors: []config.Sensor{
-		{Name: "room", Driver: config.DriverBME280, Bus: "/dev/i2c-1", Address: 0x76},
-		{Name: "attic", Driver: config.DriverBME280, Bus: "/dev/i2c-1", Address: 0x77},
+	devs := Devices{BME280s: []I2CChip{
+		{Bus: "/dev/i2c-1", Address: 0x76},
+		{Bus: "/dev/i2c-1", Address: 0x77},
 	}}
-	if err := h.Populate(cfg); err != nil {
+	if err := h.Populate(devs); err != nil {
 		t.Fatal(err)
 	}
 	if h.BME280("/dev/i2c-1", 0x76) == nil {
@@ -371,7 +370,7 @@ func TestI2CControlAPI(t *testing.T) {
 		t.Fatalf("no bus: %d", code)
 	}
 
-	if err := h.Populate(&config.Config{Sensors: []config.Sensor{{Name: "room", Driver: "bme280", Bus: "/dev/i2c-1", Address: 0x76}}}); err != nil {
+	if err := h.Populate(Devices{BME280s: []I2CChip{{Bus: "/dev/i2c-1", Address: 0x76}}}); err != nil {
 		t.Fatal(err)
 	}
 	code, body := do("GET", "/sim/i2c")

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"github.com/edgegate/edgegate/gateway/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,23 +23,6 @@ import (
 // uses on hardware. Faults on demand: unplug (the pty disappears), replug (a
 // new pty behind the same path), reboot (a banner in the middle of the
 // stream), garbage bytes, slow or missing replies, and a push button.
-
-func init() {
-	deviceModels[config.DriverSerialBoard] = attachBoard
-}
-
-// attachBoard starts a board for a serial-board device and points the
-// device's port at it.
-func attachBoard(h *Hardware, d *config.Device) error {
-	b, err := NewBoard(BoardOptions{Name: d.Name, LinkName: filepath.Base(d.Port)})
-	if err != nil {
-		return err
-	}
-	serialsOf(h).add(d.Name, b)
-	h.OnClose(b.Close)
-	d.Port = b.Path()
-	return nil
-}
 
 // simPort is the far end of a simulated serial device: a pseudo-terminal
 // reachable at a stable path that can be unplugged and plugged back.
@@ -103,7 +85,8 @@ func (p *simPort) plug() (*os.File, error) {
 	}
 	tmp := p.link + ".new"
 	os.Remove(tmp)
-	if err := os.Symlink(s.Name(), tmp); err == nil {
+	err = os.Symlink(s.Name(), tmp)
+	if err == nil {
 		err = os.Rename(tmp, p.link)
 	}
 	if err != nil {
@@ -639,7 +622,7 @@ type serialView struct {
 func (b *Board) view() serialView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	v := serialView{Kind: config.DriverSerialBoard, Path: b.port.link, PTY: b.port.pts(), Plugged: b.port.plugged(),
+	v := serialView{Kind: KindSerialBoard, Path: b.port.link, PTY: b.port.pts(), Plugged: b.port.plugged(),
 		Relays: append([]bool(nil), b.relays...), Boots: b.boots, Commands: b.commands, Mute: b.mute}
 	if b.slow > 0 {
 		v.Slow = b.slow.String()
@@ -677,6 +660,7 @@ type serialRegistry struct {
 	mu    sync.Mutex
 	devs  map[string]serialSim
 	order []string
+	paths map[string]string // port stood in for → path of its simulated device
 }
 
 var serialRegistries sync.Map // *Hardware → *serialRegistry
@@ -696,6 +680,22 @@ func (r *serialRegistry) add(name string, d serialSim) {
 		r.order = append(r.order, name)
 	}
 	r.devs[name] = d
+}
+
+func (r *serialRegistry) setPath(port, path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.paths == nil {
+		r.paths = map[string]string{}
+	}
+	r.paths[port] = path
+}
+
+func (r *serialRegistry) path(port string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.paths[port]
+	return p, ok
 }
 
 func (r *serialRegistry) get(name string) serialSim {

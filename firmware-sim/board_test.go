@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"go.bug.st/serial"
 )
 
@@ -248,20 +247,25 @@ func TestLCUSFrames(t *testing.T) {
 }
 
 func TestPopulateSerialDevices(t *testing.T) {
-	cfg := &config.Config{
-		Devices: []config.Device{{Name: "board", Driver: config.DriverSerialBoard, Port: "/dev/ttyACM0"}},
-		Relays:  []config.Relay{{Name: "lamp", Driver: config.DriverUSBRelay, Port: "/dev/ttyUSB0", Channel: 1}},
-	}
+	devs := Devices{Serial: []SerialDevice{
+		{Kind: KindSerialBoard, Name: "board", Port: "/dev/ttyACM0"},
+		{Kind: KindUSBRelay, Name: "ttyUSB0", Port: "/dev/ttyUSB0"},
+	}}
 	h := NewHardware(nil)
-	if err := h.Populate(cfg); err != nil {
+	if err := h.Populate(devs); err != nil {
 		t.Fatal(err)
 	}
 	b, m := h.SerialBoard("board"), h.SerialLCUS("ttyUSB0")
 	if b == nil || m == nil {
 		t.Fatal("devices not registered")
 	}
-	if cfg.Devices[0].Port != b.Path() || !strings.HasSuffix(b.Path(), "/ttyACM0") || cfg.Relays[0].Port != m.Path() {
-		t.Fatalf("ports not rewritten: %+v %+v", cfg.Devices, cfg.Relays)
+	bp, _ := h.SerialPath("/dev/ttyACM0")
+	mp, _ := h.SerialPath("/dev/ttyUSB0")
+	if bp != b.Path() || !strings.HasSuffix(b.Path(), "/ttyACM0") || mp != m.Path() {
+		t.Fatalf("ports not resolved: %q %q", bp, mp)
+	}
+	if err := h.Populate(devs); err != nil || h.SerialBoard("board") != b {
+		t.Fatalf("populating again attached another board (%v)", err)
 	}
 	if _, err := os.Stat(b.Path()); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,9 @@ package firmwaresim
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"periph.io/x/conn/v3/gpio"
 )
@@ -54,7 +56,17 @@ func Handler(h *Hardware) http.Handler {
 		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("POST /sim/gpio/{pin}", func(w http.ResponseWriter, r *http.Request) {
-		p := g.Pin(r.PathValue("pin"))
+		p, ok := g.Lookup(r.PathValue("pin"))
+		if !ok {
+			// Only the pins of the configuration (or a driver) exist: a
+			// request never creates one.
+			names := []string{}
+			for _, p := range g.Pins() {
+				names = append(names, p.Name())
+			}
+			http.Error(w, fmt.Sprintf("no simulated pin %q; the simulated pins are: %s", r.PathValue("pin"), strings.Join(names, ", ")), http.StatusNotFound)
+			return
+		}
 		q := r.URL.Query()
 		if v := q.Get("level"); v != "" {
 			l, err := parseLevel(v)

@@ -18,9 +18,10 @@ import (
 //	                                 default 2s; none: clears slow and mute)
 //	POST /sim/serial/{device}?press=N press the board's button of relay channel N
 //
-// {device} is the config's device name, or the base name of the port
-// ("ttyUSB0") for a usb-relay relay given by port. Bad parameters get 400,
-// an unknown device 404; a POST answers the device's new state.
+// {device} is the name Populate was given for it (the gateway gives a
+// device's name, or the base name of the port, "ttyUSB0", for a usb-relay
+// relay given by port). Bad parameters get 400, an unknown device 404; a
+// POST answers the device's new state.
 func registerSerial(mux *http.ServeMux, h *Hardware) {
 	reg := func() *serialRegistry { return serialsOf(h) }
 	writeJSON := func(w http.ResponseWriter, v any) {

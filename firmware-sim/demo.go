@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -28,28 +27,31 @@ var defaultDemoTiming = demoTiming{
 	bounceGap:  500 * time.Microsecond,
 }
 
-// RunDemo brings the demo configuration to life: for every gpio-input sensor
-// of cfg it runs a goroutine that now and then flips the level on that
-// input pin from the outside, as a door contact that opens and closes,
-// bouncing briefly on each change. Each input starts at the idle level of
-// its pull (high for pull: up, low otherwise) and is not driven until its
-// first change. Close stops the goroutines; call RunDemo before Close.
-func (h *Hardware) RunDemo(cfg *config.Config) {
-	h.runDemo(cfg, defaultDemoTiming)
+// DemoInput is an input pin the demo moves (RunDemo).
+type DemoInput struct {
+	Pin    string // "GPIO27"
+	PullUp bool   // the input idles high
 }
 
-func (h *Hardware) runDemo(cfg *config.Config, tm demoTiming) {
-	if cfg == nil {
-		return
-	}
+// RunDemo brings the demo to life: for every input it runs a goroutine that
+// now and then flips the level on that input pin from the outside, as a door
+// contact that opens and closes, bouncing briefly on each change. Each input
+// starts at the idle level of its pull (high when PullUp, low otherwise) and
+// is not driven until its first change. Close stops the goroutines; call
+// RunDemo before Close.
+func (h *Hardware) RunDemo(inputs []DemoInput) {
+	h.runDemo(inputs, defaultDemoTiming)
+}
+
+func (h *Hardware) runDemo(inputs []DemoInput, tm demoTiming) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, s := range cfg.Sensors {
-		if s.Driver != config.DriverGPIOInput || s.Pin == "" {
+	for _, in := range inputs {
+		if in.Pin == "" {
 			continue
 		}
-		pin := h.GPIO.Pin(s.Pin)
-		idle := gpio.Level(s.Pull == "up")
+		pin := h.GPIO.Pin(in.Pin)
+		idle := gpio.Level(in.PullUp)
 		wg.Go(func() { demoToggle(pin, idle, tm, stop) })
 	}
 	h.OnClose(func() {

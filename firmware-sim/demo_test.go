@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/drivers"
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -23,12 +22,11 @@ func demoExternalLevels(p *Pin) []gpio.Level {
 }
 
 func TestDemoTogglesInputs(t *testing.T) {
-	cfg := &config.Config{Sensors: []config.Sensor{
-		{Name: "door", Driver: config.DriverGPIOInput, Pin: "GPIO27", Pull: "up"},
-		{Name: "float", Driver: config.DriverGPIOInput, Pin: "gpio5", Pull: "down"},
-		{Name: "button", Driver: config.DriverGPIOInput, Pin: "GPIO6", Pull: "none"},
-		{Name: "wave", Driver: config.DriverSimWave},
-	}}
+	inputs := []DemoInput{
+		{Pin: "GPIO27", PullUp: true},
+		{Pin: "gpio5"},
+		{Pin: "GPIO6"},
+	}
 	idle := map[string]gpio.Level{"GPIO27": gpio.High, "GPIO5": gpio.Low, "GPIO6": gpio.Low}
 	for _, tc := range []struct {
 		name    string
@@ -42,7 +40,7 @@ func TestDemoTogglesInputs(t *testing.T) {
 			base := runtime.NumGoroutine()
 			h := NewHardware(nil)
 			tm := demoTiming{minGap: 2 * time.Millisecond, maxGap: 10 * time.Millisecond, maxBounces: tc.bounces, bounceGap: 200 * time.Microsecond}
-			h.runDemo(cfg, tm)
+			h.runDemo(inputs, tm)
 			if n := runtime.NumGoroutine(); n < base+3 {
 				t.Errorf("%d goroutines after runDemo, want one per gpio-input (%d)", n, base+3)
 			}
@@ -94,8 +92,7 @@ func TestDemoTogglesInputs(t *testing.T) {
 func TestDemoRespectsIdleLevel(t *testing.T) {
 	h := NewHardware(nil)
 	defer h.Close()
-	cfg := &config.Config{Sensors: []config.Sensor{{Name: "door", Driver: config.DriverGPIOInput, Pin: "GPIO27", Pull: "up"}}}
-	h.runDemo(cfg, demoTiming{minGap: time.Hour, maxGap: time.Hour})
+	h.runDemo([]DemoInput{{Pin: "GPIO27", PullUp: true}}, demoTiming{minGap: time.Hour, maxGap: time.Hour})
 	p := h.GPIO.Pin("GPIO27")
 	if err := p.In(gpio.PullUp, gpio.BothEdges); err != nil {
 		t.Fatal(err)
@@ -110,9 +107,8 @@ func TestDemoRespectsIdleLevel(t *testing.T) {
 func TestDemoThroughDriver(t *testing.T) {
 	h := NewHardware(nil)
 	defer h.Close()
-	sc := config.Sensor{Name: "door", Driver: config.DriverGPIOInput, Pin: "GPIO27", Pull: "up",
-		Debounce: config.Duration(50 * time.Millisecond), Interval: config.Duration(time.Second)}
-	s, err := drivers.OpenSensor(sc, drivers.Env{Buses: h, Sim: true})
+	o := drivers.GPIOInputOpts{Name: "door", Pin: "GPIO27", Pull: "up", Debounce: 50 * time.Millisecond, Interval: time.Second}
+	s, err := drivers.OpenGPIOInput(o, drivers.Env{Buses: h, Sim: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +143,7 @@ func TestDemoThroughDriver(t *testing.T) {
 	if v := next(); v != 1 {
 		t.Fatalf("first sample %v, want 1 (pulled up)", v)
 	}
-	h.runDemo(&config.Config{Sensors: []config.Sensor{sc}},
+	h.runDemo([]DemoInput{{Pin: o.Pin, PullUp: true}},
 		demoTiming{minGap: 400 * time.Millisecond, maxGap: 500 * time.Millisecond, maxBounces: 1, bounceGap: 500 * time.Microsecond})
 	pin := h.GPIO.Pin("GPIO27")
 	const changes = 5

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -188,18 +187,17 @@ func TestMCP23017SequentialAddressing(t *testing.T) {
 }
 
 func TestPopulateExpanders(t *testing.T) {
-	cfg := &config.Config{Relays: []config.Relay{
-		{Name: "a", Driver: config.DriverI2CRelay, Bus: "/dev/i2c-1", Address: 0x20, Chip: config.ChipPCF8574, Channel: 1},
-		{Name: "b", Driver: config.DriverI2CRelay, Bus: "1", Address: 0x20, Chip: config.ChipPCF8574, Channel: 2},
-		{Name: "c", Driver: config.DriverI2CRelay, Bus: "/dev/i2c-1", Address: 0x21, Chip: config.ChipMCP23017, Channel: 9},
-		{Name: "d", Driver: config.DriverI2CRelay, Bus: "/dev/i2c-1", Address: 0x22, Chip: config.ChipMCP23017, Channel: 1},
-		{Name: "g", Driver: config.DriverGPIO, Pin: "GPIO17"},
+	devs := Devices{Expanders: []I2CChip{
+		{Bus: "/dev/i2c-1", Address: 0x20, Model: ModelPCF8574},
+		{Bus: "1", Address: 0x20, Model: ModelPCF8574},
+		{Bus: "/dev/i2c-1", Address: 0x21, Model: ModelMCP23017},
+		{Bus: "/dev/i2c-1", Address: 0x22, Model: ModelMCP23017},
 	}}
 	hw := NewHardware(nil)
 	defer hw.Close()
 	kept := NewPCF8574()
 	hw.I2C("/dev/i2c-1").Attach(0x22, kept) // already there: kept
-	if err := hw.Populate(cfg); err != nil {
+	if err := hw.Populate(devs); err != nil {
 		t.Fatal(err)
 	}
 	pcf, ok := hw.I2C("/dev/i2c-1").Device(0x20).(*PCF8574)
@@ -216,7 +214,7 @@ func TestPopulateExpanders(t *testing.T) {
 		t.Fatal("the chip already at 0x22 was replaced")
 	}
 
-	bad := &config.Config{Relays: []config.Relay{{Name: "x", Driver: config.DriverI2CRelay, Bus: "1", Address: 0x20, Chip: "pcf8575", Channel: 1}}}
+	bad := Devices{Expanders: []I2CChip{{Bus: "1", Address: 0x20, Model: "pcf8575"}}}
 	if err := NewHardware(nil).Populate(bad); err == nil {
 		t.Fatal("an unknown chip was accepted")
 	}

@@ -37,10 +37,10 @@ func NewGPIO(journal io.Writer) *GPIO {
 	return &GPIO{pins: map[string]*Pin{}, journal: journal}
 }
 
-// Pin returns the pin with the given name (case-insensitive; a bare number
-// is the GPIO of that number, as for the configuration loader: "17" is
-// GPIO17), creating it.
-func (g *GPIO) Pin(name string) *Pin {
+// pinKey is a pin's name as the simulator keys it: upper case, and a bare
+// number is the GPIO of that number, as for the configuration loader ("17"
+// is GPIO17).
+func pinKey(name string) string {
 	key := strings.ToUpper(strings.TrimSpace(name))
 	if _, err := strconv.Atoi(key); err == nil {
 		key = "GPIO" + strings.TrimLeft(key, "0")
@@ -48,6 +48,22 @@ func (g *GPIO) Pin(name string) *Pin {
 			key = "GPIO0"
 		}
 	}
+	return key
+}
+
+// Lookup returns the pin with the given name if it exists (a driver or the
+// simulation made it), without creating it.
+func (g *GPIO) Lookup(name string) (*Pin, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, ok := g.pins[pinKey(name)]
+	return p, ok
+}
+
+// Pin returns the pin with the given name (case-insensitive; see pinKey),
+// creating it.
+func (g *GPIO) Pin(name string) *Pin {
+	key := pinKey(name)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p, ok := g.pins[key]

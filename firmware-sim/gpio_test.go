@@ -2,6 +2,7 @@ package firmwaresim
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,6 +50,20 @@ func TestControlAPI(t *testing.T) {
 	g := h.GPIO
 	srv := httptest.NewServer(Handler(h))
 	defer srv.Close()
+	// Only a pin that exists can be controlled; none is made by a request.
+	resp, err := http.Post(srv.URL+"/sim/gpio/GPIO4?level=high", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `no simulated pin "GPIO4"`) {
+		t.Fatalf("unknown pin: %d %s", resp.StatusCode, body)
+	}
+	if _, made := g.Lookup("GPIO4"); made {
+		t.Fatal("a request for an unknown pin created it")
+	}
+	g.Pin("GPIO4") // as a configured relay's driver does
 	post := func(q string) int {
 		resp, err := http.Post(srv.URL+"/sim/gpio/GPIO4?"+q, "", nil)
 		if err != nil {

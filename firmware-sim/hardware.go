@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 )
@@ -17,7 +18,7 @@ type Hardware struct {
 	GPIO *GPIO
 
 	mu      sync.Mutex
-	i2cs    map[string]*I2CBus
+	i2cs    map[string]*I2CBus // by i2cbus.Key
 	closers []func()
 }
 
@@ -38,14 +39,17 @@ func (h *Hardware) I2CBus(name string) (i2c.Bus, error) {
 	return h.I2C(name), nil
 }
 
-// I2C returns the simulated bus with that name, creating it.
+// I2C returns the simulated bus with that name, creating it. Names that
+// spell the same bus (/dev/i2c-1, I2C1, 1: see i2cbus.Key) give the same
+// bus, named as it was first asked for.
 func (h *Hardware) I2C(name string) *I2CBus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	b, ok := h.i2cs[name]
+	key := i2cbus.Key(name)
+	b, ok := h.i2cs[key]
 	if !ok {
 		b = NewI2CBus(name)
-		h.i2cs[name] = b
+		h.i2cs[key] = b
 	}
 	return b
 }

@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // This file simulates an LCUS-type USB relay module (a CH340 serial chip
@@ -16,46 +13,6 @@ import (
 // <checksum> (checksum = low byte of the sum of the first three), switches
 // the channel on a valid frame, ignores anything else, and answers nothing.
 // It is powered by USB: unplugging it turns every relay off.
-
-func init() {
-	deviceModels[config.DriverUSBRelay] = attachLCUSDevice
-	relayModels[config.DriverUSBRelay] = attachLCUSRelay
-}
-
-// attachLCUSDevice starts a module for a usb-relay entry of devices.
-func attachLCUSDevice(h *Hardware, d *config.Device) error {
-	m, err := NewLCUS(LCUSOptions{LinkName: filepath.Base(d.Port)})
-	if err != nil {
-		return err
-	}
-	serialsOf(h).add(d.Name, m)
-	h.OnClose(m.Close)
-	d.Port = m.Path()
-	return nil
-}
-
-// attachLCUSRelay starts (or shares) a module for a usb-relay relay given
-// by port; it is named after the port's base name ("ttyUSB0") in the
-// control API. Relays that name a device use that device's module.
-func attachLCUSRelay(h *Hardware, r *config.Relay) error {
-	if r.Device != "" || r.Port == "" {
-		return nil
-	}
-	reg := serialsOf(h)
-	name := filepath.Base(r.Port)
-	if m, ok := reg.get(name).(*LCUS); ok {
-		r.Port = m.Path()
-		return nil
-	}
-	m, err := NewLCUS(LCUSOptions{LinkName: name})
-	if err != nil {
-		return err
-	}
-	reg.add(name, m)
-	h.OnClose(m.Close)
-	r.Port = m.Path()
-	return nil
-}
 
 // LCUSOptions configure a simulated module.
 type LCUSOptions struct {
@@ -215,7 +172,7 @@ func (m *LCUS) apply(f [4]byte) {
 func (m *LCUS) view() serialView {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v := serialView{Kind: config.DriverUSBRelay, Path: m.port.link, PTY: m.port.pts(), Plugged: m.port.plugged(),
+	v := serialView{Kind: KindUSBRelay, Path: m.port.link, PTY: m.port.pts(), Plugged: m.port.plugged(),
 		Relays: append([]bool(nil), m.relays...)}
 	for _, f := range m.frames {
 		v.Frames = append(v.Frames, fmt.Sprintf("%02X %02X %02X %02X", f[0], f[1], f[2], f[3]))

@@ -6,28 +6,30 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgegate/edgegate/gateway/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
-func init() { relayModels[config.DriverI2CRelay] = attachExpander }
+// Expander models.
+const (
+	ModelPCF8574  = "pcf8574"
+	ModelMCP23017 = "mcp23017"
+)
 
-// attachExpander puts the chip an i2c-relay relay names at its bus and
-// address, unless a chip is already there. Relays whose bus names differ only
-// in spelling (/dev/i2c-1, I2C1, 1: the same bus to the config loader) share
-// one chip.
-func attachExpander(h *Hardware, r *config.Relay) error {
+// attachExpander puts the chip r describes at its bus and address, unless a
+// chip is already there (bus names that differ only in spelling, /dev/i2c-1,
+// I2C1, 1, are one bus).
+func attachExpander(h *Hardware, r I2CChip) error {
 	if r.Address < 0 || r.Address > 0x7f {
 		return fmt.Errorf("I2C address %#x is not a 7-bit address", r.Address)
 	}
 	var chip func() I2CDevice
-	switch r.Chip {
-	case config.ChipPCF8574:
+	switch r.Model {
+	case ModelPCF8574:
 		chip = func() I2CDevice { return NewPCF8574() }
-	case config.ChipMCP23017:
+	case ModelMCP23017:
 		chip = func() I2CDevice { return NewMCP23017() }
 	default:
-		return fmt.Errorf("there is no simulated %q chip (use %s or %s)", r.Chip, config.ChipPCF8574, config.ChipMCP23017)
+		return fmt.Errorf("there is no simulated %q chip (use %s or %s)", r.Model, ModelPCF8574, ModelMCP23017)
 	}
 	if strings.TrimSpace(r.Bus) == "" {
 		return fmt.Errorf("empty I2C bus name")
@@ -37,44 +39,8 @@ func attachExpander(h *Hardware, r *config.Relay) error {
 	if bus.Device(addr) != nil {
 		return nil
 	}
-	d := h.deviceOnSameBus(r.Bus, addr)
-	if d == nil {
-		d = chip()
-	}
-	bus.Attach(addr, d)
+	bus.Attach(addr, chip())
 	return nil
-}
-
-// deviceOnSameBus returns the chip at addr on another simulated bus whose
-// name spells the same bus as name, or nil.
-func (h *Hardware) deviceOnSameBus(name string, addr uint16) I2CDevice {
-	want := sameBusKey(name)
-	h.mu.Lock()
-	var buses []*I2CBus
-	for n, b := range h.i2cs {
-		if n != name && sameBusKey(n) == want {
-			buses = append(buses, b)
-		}
-	}
-	h.mu.Unlock()
-	for _, b := range buses {
-		if d := b.Device(addr); d != nil {
-			return d
-		}
-	}
-	return nil
-}
-
-// sameBusKey makes /dev/i2c-1, I2C1 and 1 the same bus, as the config
-// loader does.
-func sameBusKey(bus string) string {
-	b := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(b, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return b
 }
 
 // PinChange is one change of the level an I/O expander drives on a pin.

@@ -124,6 +124,7 @@ func (g *Gateway) mountDashboard(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /static/{name}", d.serveStatic)
 	mux.HandleFunc("GET /auth/token", g.serveAuthToken)
+	mux.HandleFunc("POST /auth/logout", g.serveLogout)
 }
 
 func loadEmbeddedDashboard() (*dashboard, error) {

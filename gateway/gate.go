@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -18,25 +17,15 @@ import (
 
 // checkOrigin lets through requests without an Origin header (not from a
 // browser; they still need a token when auth is on) and browser requests
-// from the gateway's own origin or an allowed one.
+// from the gateway's own origins or an allowed one (hosts.go). The
+// request's Host is not consulted: a DNS-rebound page names itself there.
 func (g *Gateway) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || g.hosts.originAllowed(origin, r) {
 		return nil
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if strings.EqualFold(origin, scheme+"://"+r.Host) {
-		return nil
-	}
-	for _, o := range g.cfg.Gateway.AllowedOrigins {
-		if strings.EqualFold(origin, o) {
-			return nil
-		}
-	}
-	return fmt.Errorf("origin %s may not connect: browsers may connect from this gateway's own pages (%s://%s) or from an origin in gateway.allowed_origins", origin, scheme, r.Host)
+	return fmt.Errorf("origin %s may not connect: browsers may connect from this gateway's own pages (%s:// at localhost, one of its IP addresses, its host name, "+
+		"a name in gateway.allowed_hosts or gateway.public_url, on the port it listens on) or from an origin in gateway.allowed_origins", origin, g.hosts.scheme)
 }
 
 // connGate counts open WebSocket connections, in all and per remote IP.
@@ -101,13 +90,28 @@ func refuse(w http.ResponseWriter, status int, err error) {
 
 // rateLimiter is a token bucket for one connection's requests: rate per
 // second, bursts up to twice that. A client that keeps sending while it is
-// refused is abusive and gets disconnected (close 1008).
+// refused is abusive and gets disconnected (close 1008): one that sends a
+// flood at once (five bursts' worth of refusals in a row), or one that
+// goes on being refused for floodFor, however many of its requests the
+// refilling bucket lets through meanwhile.
 type rateLimiter struct {
 	rate, burst float64
 	tokens      float64
-	last        time.Time
-	refused     int // refusals since the last request let through
+	last        int64 // unix ns of the last request; 0: none yet
+	refused     int   // refusals since the last request let through
+	// The current spell of refusals: from its first refusal to its last
+	// one; a spell ends when none came for spellQuiet.
+	spellStart, lastRefusal int64
+	spellRefused            int
 }
+
+// A client refused again and again for floodFor (and at least a burst's
+// worth of times) is closed; refusals spellQuiet apart are spells of
+// their own.
+const (
+	floodFor   = 2 * time.Second
+	spellQuiet = time.Second
+)
 
 func newRateLimiter(perSecond float64) *rateLimiter {
 	burst := math.Max(2*perSecond, 1)
@@ -116,21 +120,31 @@ func newRateLimiter(perSecond float64) *rateLimiter {
 
 // allow takes a token for a request arriving at now.
 func (l *rateLimiter) allow(now time.Time) bool {
-	if !l.last.IsZero() {
-		l.tokens = math.Min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	t := now.UnixNano()
+	if l.last != 0 {
+		l.tokens = math.Min(l.burst, l.tokens+float64(t-l.last)/1e9*l.rate)
 	}
-	l.last = now
+	l.last = t
 	if l.tokens >= 1 {
 		l.tokens--
 		l.refused = 0
 		return true
 	}
 	l.refused++
+	if l.spellRefused == 0 || t-l.lastRefusal >= int64(spellQuiet) {
+		l.spellStart, l.spellRefused = t, 0
+	}
+	l.lastRefusal = t
+	l.spellRefused++
 	return false
 }
 
-// abusive reports a client that ignored its rate_limited replies: as many
-// refusals in a row as five bursts (at least 100).
+// abusive reports a client that ignores its rate_limited replies: as many
+// refusals in a row as five bursts (at least 100), or refusals kept up
+// for floodFor.
 func (l *rateLimiter) abusive() bool {
-	return float64(l.refused) >= math.Max(5*l.burst, 100)
+	if float64(l.refused) >= math.Max(5*l.burst, 100) {
+		return true
+	}
+	return l.lastRefusal-l.spellStart >= int64(floodFor) && float64(l.spellRefused) >= l.burst
 }

@@ -15,6 +15,7 @@ import (
 
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -30,7 +31,7 @@ func startTestGateway(t *testing.T, yaml string, set ...func(*Options)) (*Gatewa
 	}
 	hw := firmwaresim.NewHardware(nil)
 	t.Cleanup(func() { hw.Close() })
-	if err := hw.Populate(cfg); err != nil {
+	if err := hardware.Simulate(hw, cfg); err != nil {
 		t.Fatal(err)
 	}
 	opts := Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw),

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -120,14 +123,19 @@ func (m *gatewayMetrics) counter(format string, args ...any) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(format, args...))
 }
 
-// relayChanges is the counter of a relay's changes from one source (nil
-// when m is).
-func (m *gatewayMetrics) relayChanges(relay, source string) *metrics.Counter {
-	return m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, relay, source)
+// RelayChanges is the counter of a relay's changes from one source (nil
+// when m is): the relay service asks once per relay and source
+// (relay.Metrics).
+func (m *gatewayMetrics) RelayChanges(name, source string) relay.Counter {
+	if m == nil {
+		return nil
+	}
+	return m.counter(`edgegate_relay_changes_total{relay=%q,source=%q}`, name, source)
 }
 
-func (m *gatewayMetrics) relayWriteFailed(relay string) {
-	if c := m.counter(`edgegate_relay_write_errors_total{relay=%q}`, relay); c != nil {
+// RelayWriteFailed counts a relay's failed driver write (relay.Metrics).
+func (m *gatewayMetrics) RelayWriteFailed(name string) {
+	if c := m.counter(`edgegate_relay_write_errors_total{relay=%q}`, name); c != nil {
 		c.Inc()
 	}
 }
@@ -164,16 +172,19 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, d := range g.deviceHealth() {
 		metrics.WriteGaugeUint64(w, fmt.Sprintf(`edgegate_device_up{device=%q}`, d.Name), boolGauge(d.OK))
 	}
-	// The sample batch window under load (fastStreams): how many
+	// The sample batch window under load (wsconn.FastStreams): how many
 	// subscriber streams it holds back, and for how long now.
-	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(max(g.streams.n.Load(), 0)))
-	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.streams.window(time.Duration(g.cfg.Gateway.SampleBatch)).Seconds())
-	if um, ok := g.UplinkMetrics(); ok {
-		writeUplinkMetrics(w, um)
+	metrics.WriteGaugeUint64(w, "edgegate_sensor_batched_streams", uint64(g.writers.Streams.Count()))
+	metrics.WriteGaugeFloat64(w, "edgegate_sensor_batch_window_seconds", g.writers.Streams.Window(g.writers.Batch).Seconds())
+	if g.uplink != nil {
+		writeUplinkMetrics(w, g.uplink.Metrics())
 	}
 	fmt.Fprintf(w, "edgegate_build_info{version=%s,go_version=%q} 1\n", strconv.Quote(g.version), runtime.Version())
 	fmt.Fprintf(w, "edgegate_uptime_seconds %.3f\n", time.Since(g.started).Seconds())
 	metrics.WriteProcessMetrics(w)
+	// process_open_fds and process_max_fds (not part of the process
+	// metrics on Linux): a leak of connections or files shows here.
+	metrics.WriteFDMetrics(w)
 }
 
 func boolGauge(ok bool) uint64 {
@@ -184,8 +195,8 @@ func boolGauge(ok bool) uint64 {
 }
 
 // writeUplinkMetrics writes the uplink's counters and gauges.
-func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
-	metrics.WriteGaugeUint64(w, "edgegate_uplink_connected", boolGauge(m.State == "connected"))
+func writeUplinkMetrics(w io.Writer, m uplink.Metrics) {
+	metrics.WriteGaugeUint64(w, "edgegate_uplink_connected", boolGauge(m.State == uplink.StateConnected))
 	metrics.WriteCounterUint64(w, "edgegate_uplink_reconnects_total", m.Reconnects)
 	metrics.WriteGaugeUint64(w, "edgegate_uplink_last_seq", m.LastSeq)
 	metrics.WriteGaugeUint64(w, "edgegate_uplink_acked_seq", m.AckedSeq)
@@ -194,4 +205,24 @@ func writeUplinkMetrics(w io.Writer, m UplinkMetrics) {
 	metrics.WriteCounterUint64(w, "edgegate_uplink_samples_sent_total", m.SamplesSent)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_dropped_total", m.Dropped)
 	metrics.WriteCounterUint64(w, "edgegate_uplink_records_recovered_total", m.Recovered)
+	metrics.WriteCounterUint64(w, "edgegate_uplink_buffer_corrupt_records_total", m.Corrupt)
+}
+
+// sensorMetrics counts the sensor hub's samples, read errors and missed
+// sampler ticks in the gateway's metrics.
+type sensorMetrics struct{ m *gatewayMetrics }
+
+func (s sensorMetrics) Sampled() {
+	if s.m != nil {
+		s.m.samples.Inc()
+	}
+}
+
+func (s sensorMetrics) ReadFailed(device string) { s.m.sensorReadFailed(device) }
+
+func (s sensorMetrics) MissedTicks(device string) sensor.Counter {
+	if c := s.m.samplerMissedTicks(device); c != nil {
+		return c
+	}
+	return nil
 }

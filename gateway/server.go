@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +19,10 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
+	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -51,27 +54,26 @@ type Options struct {
 
 // Gateway serves the dashboard, the WebSocket subprotocols and health.
 type Gateway struct {
-	cfg     *config.Config
-	version string
-	log     *slog.Logger
-	started time.Time
-	relays  *relayService
-	hub     *hub
-	devices *drivers.DevicePool // serial devices shared by relays and sensors
-	// sensorInfos is the sensor catalog, fixed for the process's life.
-	sensorInfos []protocol.SensorInfo
-	mux         *http.ServeMux
-	srv         *http.Server
-	dog         *watchdog
-	auth        *auth.Authenticator // nil: auth disabled, everyone is an operator
-	gate        *connGate
-	metrics     *gatewayMetrics
-	streams     *fastStreams // sample streams written once per batch window
-	signin      *signIn      // nil: auth disabled
-	tls         *tls.Config  // nil: plain http:// and ws://
+	cfg       *config.Config
+	version   string
+	log       *slog.Logger
+	started   time.Time
+	relays    *relay.Service
+	hub       *sensor.Hub
+	devices   *drivers.DevicePool // serial devices shared by relays and sensors
+	mux       *http.ServeMux
+	handler   http.Handler // mux behind the Host check (hosts.go)
+	hosts     *hostPolicy
+	srv       *http.Server
+	auth      *auth.Authenticator // nil: auth disabled, everyone is an operator
+	gate      *connGate
+	metrics   *gatewayMetrics
+	writers   *wsconn.WriterConfig // what the connections' writers share
+	signin    *signIn              // nil: auth disabled
+	authFails *failLog             // nil: auth disabled
+	tls       *tls.Config          // nil: plain http:// and ws://
 
-	uplink     *uplink          // nil: no upstream
-	relayStore *relayStateStore // nil: no relay with initial: restore
+	uplink *uplink.Uplink // nil: no upstream
 
 	// services maps each supported subprotocol to the start of its
 	// sessions.
@@ -92,25 +94,23 @@ type peer struct {
 	conn     *wsconn.Conn
 }
 
-// New opens the devices and drives every relay to its initial state.
-func New(opts Options) (*Gateway, error) {
+// New opens the devices and drives every relay to its initial state. A
+// start that fails half-way closes what it had opened, last first.
+func New(opts Options) (_ *Gateway, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{
 		cfg: opts.Config, version: opts.Version, log: opts.Logger, started: time.Now(),
-		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(), streams: newFastStreams(runtime.GOMAXPROCS(0)),
-		services: map[string]service{
-			protocol.RelayControlV1: startRelaySession,
-			protocol.SensorStreamV1: startSensorSession,
-		},
+		sessions: map[*peer]struct{}{}, metrics: newGatewayMetrics(),
 	}
 	if a := opts.Config.Auth; a.Enabled {
 		secret, err := auth.LoadSecret(a.Secret, a.SecretFile)
 		if err != nil {
 			return nil, err
 		}
-		g.auth = &auth.Authenticator{Secret: secret}
+		warnIfWorldReadable(g.log, a.SecretFile)
+		g.auth = &auth.Authenticator{Secret: secret, MaxTTL: time.Duration(a.MaxTokenTTL)}
 		for _, k := range a.Keys {
 			g.auth.Keys = append(g.auth.Keys, auth.Key{Name: k.Name, Key: k.Key, Role: k.Role})
 		}
@@ -123,7 +123,8 @@ func New(opts Options) (*Gateway, error) {
 		if len(g.auth.Secret) == 0 {
 			g.auth.Secret = []byte(randomToken(32))
 		}
-		g.signin = newSignIn()
+		g.signin = newSignIn(opts.Config, newSessionStore(opts.DataDir, opts.Logger))
+		g.authFails = &failLog{log: opts.Logger, every: authFailLogEvery}
 	}
 	// Checks that can fail come before any device is opened or driven.
 	if t := opts.Config.Gateway.TLS; t != nil {
@@ -133,65 +134,50 @@ func New(opts Options) (*Gateway, error) {
 		}
 		g.tls = certs.tlsConfig()
 	}
-	saved, err := loadRelayStates(opts.DataDir, opts.Config, opts.Logger)
-	if err != nil {
-		return nil, err
-	}
+	g.hosts = newHostPolicy(opts.Config, g.tls != nil)
 	// The first level a relay sees is its initial one; with restore, the
 	// last state saved (off when none was).
-	initial := func(r config.Relay) bool { return r.Initial == "on" || (r.Initial == "restore" && saved[r.Name]) }
-	g.devices = drivers.NewDevicePool(opts.Config.Devices, opts.Logger)
-	env := drivers.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial, Devices: g.devices, DataDir: opts.DataDir}
-	rs, err := newRelayService(opts.Config, env)
-	if rs != nil {
-		rs.metrics = g.metrics
-	}
+	initial, err := relay.LoadInitial(opts.DataDir, opts.Config, opts.Logger)
 	if err != nil {
-		g.devices.Close()
 		return nil, err
 	}
-	g.relays = rs
-	rs.watchDevices()
-	h, err := newHub(opts.Config, env)
-	if h != nil {
-		h.metrics = g.metrics
-	}
-	if err != nil {
-		rs.Shutdown(context.Background())
-		g.devices.Close()
-		return nil, err
-	}
-	g.hub = h
-	g.sensorInfos = h.infos()
-	if up := opts.Config.Upstream; up != nil {
-		u, err := newUplink(g, opts.DataDir, up, opts.Logger)
+
+	// From here on each step that opens something says how to close it.
+	var opened closers
+	defer func() {
 		if err != nil {
-			h.stop()
-			rs.Shutdown(context.Background())
-			g.devices.Close()
+			opened.closeAll()
+		}
+	}()
+	g.devices = hardware.NewDevicePool(opts.Config.Devices, opts.Buses, opts.Logger)
+	opened.push(func() { g.devices.Close() })
+	env := hardware.Env{Buses: opts.Buses, Logger: opts.Logger, Sim: opts.Sim != nil, Relays: opts.Config.Relays, Initial: initial.On, Devices: g.devices, DataDir: opts.DataDir}
+	if g.relays, err = relay.New(opts.Config, env, relay.Options{Initial: initial, Metrics: g.metrics, Watchdog: time.Duration(opts.Config.Gateway.Watchdog)}); err != nil {
+		return nil, err
+	}
+	opened.push(func() { g.relays.Shutdown(context.Background()) })
+	g.writers = newWriterConfig(opts.Config, g.metrics)
+	if g.hub, err = sensor.New(opts.Config, env, sensorMetrics{g.metrics}); err != nil {
+		return nil, err
+	}
+	opened.push(g.hub.Stop)
+	g.services = map[string]service{
+		protocol.RelayControlV1: (&relayControl{relays: g.relays, id: opts.Config.Gateway.ID, version: opts.Version, log: opts.Logger}).start,
+		protocol.SensorStreamV1: (&sensorStream{hub: g.hub, id: opts.Config.Gateway.ID, version: opts.Version, queue: opts.Config.Gateway.Limits.SubscriberQueue}).start,
+	}
+	if up := opts.Config.Upstream; up != nil {
+		g.uplink, err = uplink.New(uplink.Options{Upstream: up, Gateway: opts.Config.Gateway, Version: opts.Version,
+			DataDir: opts.DataDir, Relays: g.relays, Hub: g.hub, Logger: opts.Logger})
+		if err != nil {
 			return nil, err
 		}
-		g.uplink = u
-		h.startSeqAfter(u.spool.LastSeq()) // seq continues across restarts
-		h.tap = u.tap
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rs.start(ctx, initial)
-	h.start()
-	if usesRestore(opts.Config) {
-		g.relayStore = startRelayStateStore(opts.DataDir, opts.Config, rs, saved, opts.Logger)
-	}
+	g.relays.Start(ctx) // also saves the states to restore and arms the watchdog
+	g.hub.Start()
 	if g.uplink != nil {
-		g.uplink.start(g.sensorInfos)
-	}
-	if d := time.Duration(opts.Config.Gateway.Watchdog); d > 0 {
-		g.dog = newWatchdog(d, func() {
-			g.log.Warn("watchdog: no operator connected; relays go to their failsafe states", "after", d)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			g.relays.Failsafe(ctx)
-		})
+		g.uplink.Start()
 	}
 
 	lim := opts.Config.Gateway.Limits
@@ -203,12 +189,13 @@ func New(opts Options) (*Gateway, error) {
 		g.mux.HandleFunc("GET /echo", g.serveEcho)
 	}
 	g.mux.HandleFunc("GET /healthz", g.serveHealth)
-	g.mux.HandleFunc("GET /metrics", g.serveMetrics)
+	g.mux.HandleFunc("GET /metrics", g.metricsAccess(g.serveMetrics))
 	if opts.Sim != nil {
-		g.mux.Handle("/sim/", opts.Sim)
+		g.mux.Handle("/sim/", g.simAccess(opts.Sim))
 	}
+	g.handler = g.hosts.guard(g.mux)
 	g.srv = &http.Server{
-		Handler:           g.mux,
+		Handler:           g.handler,
 		ReadHeaderTimeout: time.Duration(lim.HandshakeTimeout),
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
@@ -217,7 +204,7 @@ func New(opts Options) (*Gateway, error) {
 }
 
 // Handler is the gateway's HTTP handler.
-func (g *Gateway) Handler() http.Handler { return g.mux }
+func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // Scheme is "https" when the gateway serves TLS, else "http".
 func (g *Gateway) Scheme() string {
@@ -271,17 +258,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		g.log.Warn("sessions still running at shutdown deadline")
 	}
-	if g.dog != nil {
-		g.dog.stop()
-	}
-	g.hub.stop()
-	if g.relayStore != nil {
-		g.relayStore.close() // the failsafe states are not saved for restore
-	}
-	g.relays.Shutdown(ctx)
+	g.hub.Stop()
+	g.relays.Shutdown(ctx) // stops the watchdog; the failsafe states are not saved for restore
 	if g.uplink != nil {
 		// After the failsafe, so that the backend gets the final states.
-		g.uplink.stop(ctx)
+		g.uplink.Stop(ctx)
 	}
 	g.devices.Close()
 	return err
@@ -354,6 +335,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	role, who, err := g.authenticate(r)
 	if err != nil {
+		g.authFailed(r, err)
 		g.metrics.reject(rejectAuth)
 		refuse(w, http.StatusUnauthorized, err)
 		return
@@ -396,7 +378,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	// shallow one is kept (see reader.serve).
 	handedOff = true
 	g.logSession("session start", p)
-	o, handle, end := g.services[proto](g, p)
+	o, handle, end := g.services[proto](p)
 	s := g.startSession(c, p, o, handle)
 	go func() {
 		defer release()
@@ -410,7 +392,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // A service starts a session of its subprotocol for p: it queues the hello
 // and returns the session's outbox, the handler of each message it
 // receives, and end, which undoes the start once the session is over.
-type service func(g *Gateway, p *peer) (o *outbox, handle func(payload []byte), end func())
+type service func(p *peer) (o *outbox, handle func(payload []byte), end func())
 
 // logSession logs a session's start or end at debug level.
 func (g *Gateway) logSession(msg string, p *peer) {
@@ -498,10 +480,26 @@ func (g *Gateway) connections() map[string]int {
 	return counts
 }
 
+// deviceHealth is one entry of /healthz's devices.
+type deviceHealth struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	// State is a serial device's connection: connected, connecting,
+	// reconnecting or closed (absent for relays and sensors).
+	State string `json:"state,omitempty"`
+}
+
 // deviceHealth is every relay, sensor device and serial device, with its
 // state.
 func (g *Gateway) deviceHealth() []deviceHealth {
-	devices := g.hub.health(g.relays.health(nil))
+	var devices []deviceHealth
+	for _, r := range g.relays.Health(nil) {
+		devices = append(devices, deviceHealth{Name: r.Name, OK: r.OK, Error: r.Error})
+	}
+	g.hub.Devices(func(name, lastErr string) {
+		devices = append(devices, deviceHealth{Name: name, OK: lastErr == "", Error: lastErr})
+	})
 	for _, d := range g.devices.Status() {
 		devices = append(devices, deviceHealth{Name: d.Name, OK: d.OK, Error: d.Error, State: d.State})
 	}
@@ -509,6 +507,12 @@ func (g *Gateway) deviceHealth() []deviceHealth {
 }
 
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if detail, ok := g.healthDetail(w, r); !ok {
+		return
+	} else if !detail {
+		writeStatusOnly(w, "ok")
+		return
+	}
 	// status is the gateway's own ("ok" while it serves); each device's
 	// health is in devices, summed up in devices_ok.
 	devices := g.deviceHealth()
@@ -524,10 +528,10 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Connections map[string]int `json:"connections"`
 		Devices     []deviceHealth `json:"devices"`
 		DevicesOK   bool           `json:"devices_ok"`
-		Uplink      *uplinkHealth  `json:"uplink,omitempty"`
+		Uplink      *uplink.Health `json:"uplink,omitempty"`
 	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK, nil}
 	if g.uplink != nil {
-		body.Uplink = g.uplink.health()
+		body.Uplink = g.uplink.Health()
 	}
 	if body.Devices == nil {
 		body.Devices = []deviceHealth{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgegate/edgegate/gateway/internal/stack"
 	"log/slog"
 	"net"
 	"time"
@@ -20,9 +21,10 @@ import (
 const quietAfter = time.Second
 
 // A session runs one connection of any subprotocol: a reader, which
-// hands each JSON text message to the service's handler, and a writer that
-// flushes the outbox from a goroutine of its own only while it has
-// something to write, and pings from a timer.
+// hands each JSON text message to the service's handler, and the
+// connection's one writer (wsconn.Writer, the session's outbox), which
+// writes from a goroutine of its own only while it has something to
+// write, and pings from a timer.
 //
 // A connection that has been quiet for quietAfter costs little: the
 // session's goroutine (reader.serve) only awaits the peer's next bytes,
@@ -38,8 +40,8 @@ type reader struct {
 	c      *wsconn.Conn
 	p      *peer
 	o      *outbox
-	w      *writer
 	io     *ioCounters
+	trace  *slog.Logger // nil unless debug logging is on
 	handle func(payload []byte)
 	limit  *rateLimiter
 	debug  bool
@@ -50,24 +52,15 @@ type reader struct {
 // startSession starts a session's writer and pings, and returns its
 // reader; its serve runs the session.
 func (g *Gateway) startSession(c *wsconn.Conn, p *peer, o *outbox, handle func(payload []byte)) *reader {
-	io := g.metrics.ioFor(p.protocol)
-	w := &writer{c: c, o: o, interval: time.Duration(g.cfg.Gateway.Heartbeat.Interval), batch: time.Duration(g.cfg.Gateway.SampleBatch), streams: g.streams, io: io}
-	r := &reader{g: g, c: c, p: p, o: o, w: w, io: io, handle: handle, limit: newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)}
+	r := &reader{g: g, c: c, p: p, o: o, io: g.metrics.ioFor(p.protocol), handle: handle, limit: newRateLimiter(g.cfg.Gateway.Limits.RequestsPerSecond)}
 	r.debug = g.log.Enabled(context.Background(), slog.LevelDebug)
 	if r.debug {
-		w.trace = g.log.With("remote", p.remote, "protocol", p.protocol)
+		r.trace = g.log.With("remote", p.remote, "protocol", p.protocol)
 	}
-	w.failed = func(err error) {
-		if errors.Is(err, errTooSlow) {
-			g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.slowClients })
-			g.log.Warn("client too slow: its outgoing queue is full; disconnecting", "remote", p.remote, "protocol", p.protocol)
-		}
-	}
-	o.start(w)
-	w.startPings()
+	o.writer().Start(c, g.writers, r)
 	r.done = make(chan bool, 1)
 	r.burst = func() {
-		growStack(0)
+		stack.Grow(0)
 		r.done <- r.read(quietAfter)
 	}
 	return r
@@ -93,11 +86,22 @@ func (r *reader) serve() {
 }
 
 // stop stops the session's writer and pings and drops what it had queued.
-func (r *reader) stop() {
-	r.o.stop()
-	r.w.setFast(false)
-	r.w.stopPings()
-	r.o.closeAll()
+func (r *reader) stop() { r.o.writer().Stop() }
+
+// Sent counts (and at debug level logs) a message the writer wrote.
+func (r *reader) Sent(op ws.OpCode, data []byte) {
+	r.io.out(len(data))
+	if r.trace != nil {
+		r.trace.Debug("message out", "op", op, "bytes", len(data), "data", excerpt(data))
+	}
+}
+
+// Failed is told of the write error that ends the connection.
+func (r *reader) Failed(err error) {
+	if errors.Is(err, wsconn.ErrTooSlow) {
+		r.g.metrics.inc(func(m *gatewayMetrics) *metrics.Counter { return m.slowClients })
+		r.g.log.Warn("client too slow: its outgoing queue is full; disconnecting", "remote", r.p.remote, "protocol", r.p.protocol)
+	}
 }
 
 // read reads and handles messages until the connection ends (true) or, with
@@ -115,7 +119,7 @@ func (r *reader) read(quiet time.Duration) bool {
 		}
 		r.io.in(len(payload))
 		if r.debug {
-			r.w.trace.Debug("message in", "op", op, "bytes", len(payload), "data", excerpt(payload))
+			r.trace.Debug("message in", "op", op, "bytes", len(payload), "data", excerpt(payload))
 		}
 		if op != ws.OpText {
 			c.Close(ws.StatusUnsupportedData, p.protocol+" takes JSON text messages only")
@@ -130,9 +134,9 @@ func (r *reader) read(quiet time.Duration) bool {
 			}
 			continue
 		}
-		r.o.cork()
+		r.o.writer().Cork()
 		r.handle(payload)
-		r.o.uncork()
+		r.o.writer().Uncork()
 	}
 }
 

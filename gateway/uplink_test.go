@@ -18,6 +18,8 @@ import (
 
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
+	"github.com/edgegate/edgegate/gateway/uplink"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
@@ -43,6 +45,12 @@ func (l *lockedBuf) String() string {
 // startUplinkGateway runs a gateway (not serving HTTP) whose upstream is url.
 func startUplinkGateway(t *testing.T, url, extra string) (*Gateway, *lockedBuf, func()) {
 	t.Helper()
+	return startUplinkGatewayIn(t, t.TempDir(), url, extra)
+}
+
+// startUplinkGatewayIn is startUplinkGateway with the data dir dataDir.
+func startUplinkGatewayIn(t *testing.T, dataDir, url, extra string) (*Gateway, *lockedBuf, func()) {
+	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("tok-SECRET-123\n"), 0o600)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
@@ -58,11 +66,11 @@ upstream: {url: %q, token_file: %q%s}
 	}
 	hw := firmwaresim.NewHardware(nil)
 	t.Cleanup(func() { hw.Close() })
-	if err := hw.Populate(cfg); err != nil {
+	if err := hardware.Simulate(hw, cfg); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuf{}
-	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw), DataDir: t.TempDir(),
+	g, err := New(Options{Config: cfg, Version: "test", Buses: hw, Sim: firmwaresim.Handler(hw), DataDir: dataDir,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +87,11 @@ upstream: {url: %q, token_file: %q%s}
 	return g, logs, shutdown
 }
 
-func waitMetrics(t *testing.T, g *Gateway, what string, ok func(UplinkMetrics) bool) UplinkMetrics {
+func waitMetrics(t *testing.T, g *Gateway, what string, ok func(uplink.Metrics) bool) uplink.Metrics {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		m, _ := g.UplinkMetrics()
+		m := g.uplink.Metrics()
 		if ok(m) {
 			return m
 		}
@@ -91,23 +99,6 @@ func waitMetrics(t *testing.T, g *Gateway, what string, ok func(UplinkMetrics) b
 			t.Fatalf("uplink never showed %s: %+v", what, m)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func TestUplinkBackoffIsCappedWithJitter(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for attempt := 0; attempt < 40; attempt++ {
-		step := min(backoffMin<<min(attempt, 16), backoffMax)
-		for range 20 {
-			d := backoff(attempt)
-			if d < step/2 || d > step {
-				t.Fatalf("attempt %d: wait %v outside [%v, %v]", attempt, d, step/2, step)
-			}
-			seen[d] = true
-		}
-	}
-	if len(seen) < 100 {
-		t.Fatalf("only %d distinct waits: no jitter", len(seen))
 	}
 }
 
@@ -127,7 +118,7 @@ func TestUplinkRequiresSubprotocol(t *testing.T) {
 	}))
 	defer srv.Close()
 	g, logs, _ := startUplinkGateway(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/uplink", "")
-	m := waitMetrics(t, g, "two refused attempts", func(m UplinkMetrics) bool { return m.Reconnects >= 2 })
+	m := waitMetrics(t, g, "two refused attempts", func(m uplink.Metrics) bool { return m.Reconnects >= 2 })
 	if !strings.Contains(m.LastError, "did not select the edge-uplink.v1 subprotocol") {
 		t.Fatalf("last error %q", m.LastError)
 	}
@@ -198,7 +189,7 @@ func TestUplinkResendsUnackedInOrder(t *testing.T) {
 			c.WriteMessage(ws.OpText, fmt.Appendf(nil, `{"op":"ack","seq":%d}`, ackedUpTo))
 		}
 	}
-	waitMetrics(t, g, "the ack", func(m UplinkMetrics) bool { return m.AckedSeq == ackedUpTo })
+	waitMetrics(t, g, "the ack", func(m uplink.Metrics) bool { return m.AckedSeq == ackedUpTo })
 	c.Close(ws.StatusGoingAway, "bye")
 	c.ReadMessage()
 	c2 := <-conns
@@ -242,7 +233,7 @@ func TestUplinkShutdownLeavesNoGoroutines(t *testing.T) {
 			g, _, shutdown := startUplinkGateway(t, url, "")
 			<-conns
 			shutdown()
-			if m, _ := g.UplinkMetrics(); m.State != uplinkStopped {
+			if m := g.uplink.Metrics(); m.State != uplink.StateStopped {
 				t.Fatalf("state after shutdown %q", m.State)
 			}
 		}()
@@ -254,5 +245,42 @@ func TestUplinkShutdownLeavesNoGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUplinkPulseOverMaxPulseRefused: a pulse from the backend longer than
+// the relay's max_pulse (60 s by default) is a bad request, and the relay
+// never switches (no state event, and get reports it off).
+func TestUplinkPulseOverMaxPulseRefused(t *testing.T) {
+	url, conns := fakeBackend(t)
+	g, _, _ := startUplinkGateway(t, url, ", fsync: never")
+	c := <-conns
+	readJSON(t, c) // hello
+	c.WriteMessage(ws.OpText, []byte(`{"id":"p","op":"pulse","relay":"pump","ms":60001}`))
+	c.WriteMessage(ws.OpText, []byte(`{"id":"q","op":"pulse","relay":"pump","ms":9223372036854775807}`))
+	c.WriteMessage(ws.OpText, []byte(`{"id":"g","op":"get","relay":"pump"}`))
+	var replies []map[string]any
+	for len(replies) < 3 {
+		m := readJSON(t, c)
+		switch {
+		case m["event"] == "state":
+			t.Fatalf("the relay switched on a refused pulse: %v", m)
+		case m["id"] != nil:
+			replies = append(replies, m)
+		}
+	}
+	for i, id := range []string{"p", "q"} {
+		r := replies[i]
+		e, _ := r["error"].(map[string]any)
+		if r["id"] != id || r["ok"] != false || e["code"] != protocol.CodeBadRequest ||
+			e["message"] != `"ms" must be between 1 and 60000 for relay "pump"` {
+			t.Fatalf("reply to pulse %s: %v", id, r)
+		}
+	}
+	if r := replies[2]; r["id"] != "g" || r["state"] != "off" {
+		t.Fatalf("get after refused pulses: %v", r)
+	}
+	if info, _ := g.relays.Get("pump"); info.On {
+		t.Fatal("pump is on after refused pulses")
 	}
 }

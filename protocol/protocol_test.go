@@ -77,6 +77,15 @@ func TestDecodeRequest(t *testing.T) {
 		{in: `{"id":true,"op":"list"}`, code: CodeBadRequest, errSub: "id"},
 		{in: `{"id":5}`, code: CodeBadRequest, id: "5", errSub: "op"},
 		{in: `{"id":5,"op":"set","relay":1}`, code: CodeBadRequest, id: "5", errSub: "relay"},
+		// An id is bounded: 128 bytes of string, or a number of 128 digits.
+		{in: `{"id":"` + strings.Repeat("a", 128) + `","op":"list"}`, id: `"` + strings.Repeat("a", 128) + `"`, op: "list"},
+		{in: `{"id":"` + strings.Repeat("a", 129) + `","op":"list"}`, code: CodeBadRequest, errSub: "at most 128 bytes"},
+		{in: `{"id":"` + strings.Repeat("a", 60000) + `","op":"list"}`, code: CodeBadRequest, errSub: "at most 128 bytes"},
+		{in: `{"id":"` + strings.Repeat(`\u0041`, 128) + `","op":"list"}`, id: `"` + strings.Repeat(`\u0041`, 128) + `"`, op: "list"},
+		{in: `{"id":"` + strings.Repeat(`\u0041`, 129) + `","op":"list"}`, code: CodeBadRequest, errSub: "at most 128 bytes"},
+		{in: `{"id":` + strings.Repeat("9", 128) + `,"op":"list"}`, id: strings.Repeat("9", 128), op: "list"},
+		{in: `{"id":` + strings.Repeat("9", 129) + `,"op":"list"}`, code: CodeBadRequest, errSub: "at most 128 bytes"},
+		{in: `{"id":"` + strings.Repeat("a", 200) + `","op":"set","relay":1}`, code: CodeBadRequest, errSub: "relay"},
 	}
 	var req Request
 	for _, tc := range cases {
@@ -86,6 +95,9 @@ func TestDecodeRequest(t *testing.T) {
 				t.Fatalf("%s: %v %+v", tc.in, err, req)
 			}
 			continue
+		}
+		if len(req.ID) > MaxIDBytes+2 {
+			t.Fatalf("%.80s…: an over-long id is left in the request for others to echo", tc.in)
 		}
 		re, ok := err.(*RequestError)
 		if !ok || re.Code != tc.code || string(re.ID) != tc.id || !strings.Contains(re.Message, tc.errSub) {

@@ -65,11 +65,13 @@ func DecodeRequest(data []byte, req *Request) error {
 			if json.Unmarshal(trimmed, &idOnly) == nil && validID(idOnly.ID) {
 				e.ID = idOnly.ID
 			}
+			req.ID = e.ID
 			return e
 		}
 	}
 	if req.ID != nil && !validID(req.ID) {
-		return &RequestError{Code: CodeBadRequest, Message: "id must be a number or a string"}
+		req.ID = nil // not echoed, by this error or by whoever reads req next
+		return &RequestError{Code: CodeBadRequest, Message: fmt.Sprintf("id must be a number or a string of at most %d bytes", MaxIDBytes)}
 	}
 	if req.Op == "" {
 		return &RequestError{ID: req.ID, Code: CodeBadRequest, Message: "missing \"op\""}
@@ -77,15 +79,28 @@ func DecodeRequest(data []byte, req *Request) error {
 	return nil
 }
 
+// MaxIDBytes bounds a request's id: a string of at most this many bytes
+// (once decoded), or a number written in at most this many. Every reply
+// echoes the id, so an unbounded one would let a client make the gateway
+// queue as much as it sends, once per request.
+const MaxIDBytes = 128
+
 func validID(id json.RawMessage) bool {
 	if len(id) == 0 {
 		return false
 	}
 	switch c := id[0]; {
 	case c == '"':
-		return true
+		if len(id)-2 <= MaxIDBytes {
+			return true // escapes only make the raw form longer
+		}
+		if bytes.IndexByte(id, '\\') < 0 {
+			return false
+		}
+		var s string
+		return json.Unmarshal(id, &s) == nil && len(s) <= MaxIDBytes
 	case c == '-' || (c >= '0' && c <= '9'):
-		return true
+		return len(id) <= MaxIDBytes
 	}
 	return false
 }

@@ -15,6 +15,9 @@
 #   fanout  sensor-stream subscribers at 100 Hz, gateway and baseline
 #   fanout  saturation: subscribers at 1 kHz, gateway and baseline
 #   idle    idle connections: RSS per connection, gateway and baseline
+#   soak    BENCH_SOAK (default 10m; --quick: 30s) of clients of every kind
+#           coming and going while the uplink's backend (examples/backend)
+#           stops and starts; goroutines, open files and RSS against the start
 #   go test -bench -benchmem of the hot paths (allocs/op)
 # Servers run with GODEBUG=gctrace=1; their GC pauses go into the report.
 # --quick runs CI-sized loads of a few seconds each (figures indicative only).
@@ -27,7 +30,8 @@
 # 50-200 us, more than a round trip itself. The report says which it was.
 # Environment: BENCH_PORT (default 38080; the baseline uses BENCH_PORT+1;
 # the floor's echo server takes any free port),
-# BENCH_OUT (a directory to keep raw results in; default a temporary one).
+# BENCH_OUT (a directory to keep raw results in; default a temporary one),
+# BENCH_SOAK (the soak's load time; default 10m, --quick 30s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,12 +58,14 @@ if [ "$mode" = quick ]; then
   rtt_n=1,4
   fan_n=10,100 sat_n=10,50 sat_warm=$warm
   idle_n=100,500 idle_settle=1s
+  soak=(-duration "${BENCH_SOAK:-30s}" -warmup 5s -settle 10s -backend-period 10s)
 else
   dur=5s warm=1s
   rtt_n=1,10,50
   fan_n=100,500,1000,2000 sat_n=100,400,800,1600,3200,4800,6400,9600
   sat_warm=3s # the steady state under thousands of fast streams, not the ramp
   idle_n=1000,2500,5000,10000 idle_settle=3s
+  soak=(-duration "${BENCH_SOAK:-10m}" -warmup 10s -settle 30s -backend-period 30s)
 fi
 
 step() { printf '\n=== %s\n' "$*"; }
@@ -82,6 +88,7 @@ step "build"
 go build -o "$out/bin/edgegate" ./cmd/edgegate
 go build -o "$out/bin/edgebench" ./cmd/edgebench
 (cd bench/baseline && go build -o "$out/bin/baseline" .)
+go build -o "$out/bin/backend" ./examples/backend
 bench=$out/bin/edgebench
 
 # Each server gets as many open files as the hard limit allows.
@@ -216,10 +223,17 @@ start_servers idle 10ms 100
 "$bench" idle -url "$bl" -server gorilla -pid "$bl_pid" -n "$idle_n" -settle "$idle_settle" -out "$res/idle-gorilla.json"
 stop_servers
 
+step "soak"
+# It starts its own gateway and backend on free ports. A FAIL is a figure
+# of the report, not the end of the run; its logs stay in $out/soak.
+"$bench" soak -gateway "$out/bin/edgegate" -backend "$out/bin/backend" "${soak[@]}" -dir "$out/soak" -out "$res/soak.json" ||
+  echo "soak: FAIL or error (the report says which; logs in $out/soak)"
+
 step "hot-path allocations (go test -bench -benchmem)"
 {
   go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol
-  go test -run XXX -bench 'BenchmarkHubFanOut100$|BenchmarkRelayRequest$' -benchmem ./gateway
+  go test -run XXX -bench 'BenchmarkHubFanOut100$' -benchmem ./gateway/sensor
+  go test -run XXX -bench 'BenchmarkRelayRequest$' -benchmem ./gateway/relay
 } 2>&1 | tee "$res/benchmem.txt"
 
 step "report"

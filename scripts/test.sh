@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
-# gofmt, go vet, go mod tidy check, go test -race, the allocation tests
-# without -race, brief fuzzing, static ARM builds with a size budget, a
+# gofmt, go vet, staticcheck, go mod tidy check, go test -race, the allocation tests
+# without -race, a 30-second soak, brief fuzzing, static ARM builds with a size budget, a
 # smoke run of the armv6 binary under qemu, and the Debian packages
 # (scripts/test-package.sh).
 set -euo pipefail
@@ -37,6 +37,12 @@ if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; 
 step "go vet"
 go vet ./...
 
+step "staticcheck"
+# Its default checks (bugs, simplifications, unused code, deprecated API):
+# a pinned release, fetched through the module proxy and built by go run,
+# so that it needs no entry in go.mod.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
 step "go mod tidy is clean"
 cp go.mod /tmp/edgegate-go.mod.$$; cp go.sum /tmp/edgegate-go.sum.$$
 go mod tidy
@@ -51,13 +57,19 @@ step "go test -race ./..."
 go test -race -count=1 -timeout 15m ./...
 
 step "allocation tests, without -race (which changes what allocates)"
-go test -count=1 -run 'Allocates' -v ./gateway/wsconn | grep -E '^(--- |ok)'
+go test -count=1 -run 'Allocates' -v ./gateway/... | grep -E '^(--- |ok)'
+
+step "soak, 30 s: the real gateway and backend come and go under every kind of client (scripts/bench.sh runs it for 10 minutes)"
+soak_dir=$(mktemp -d); go build -o "$soak_dir/" ./cmd/edgegate ./cmd/edgebench ./examples/backend; "$soak_dir/edgebench" soak -gateway "$soak_dir/edgegate" -backend "$soak_dir/backend" -duration 30s -warmup 5s -settle 10s -backend-period 10s -dir "$soak_dir/run" || { tail -n 40 "$soak_dir/run/gateway.log"; exit 1; }; rm -rf "$soak_dir"
 
 step "fuzzing briefly (corpora in testdata/fuzz; run longer with -fuzztime)"
 go test -run '^$' -fuzz '^FuzzReadMessage$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/wsconn
 go test -run '^$' -fuzz '^FuzzDecodeRequest$' -fuzztime 10s ./protocol
 go test -run '^$' -fuzz '^FuzzDecodeFastMatchesJSON$' -fuzztime 10s ./protocol
+go test -run '^$' -fuzz '^FuzzAckSeqMatchesJSON$' -fuzztime 5s ./protocol
+go test -run '^$' -fuzz '^FuzzSubscribeOptionsMatchJSON$' -fuzztime 5s ./protocol
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./gateway/config
+go test -run '^$' -fuzz '^FuzzRecover$' -fuzztime 10s -fuzzminimizetime 2s ./gateway/spool
 
 # --- ARM builds ----------------------------------------------------------------
 step "static ARM builds"

@@ -91,12 +91,6 @@ func (h *Hist) Merge(o *Hist) {
 // Count is the number of recorded values.
 func (h *Hist) Count() uint64 { return h.n }
 
-// Max is the largest recorded value (exact), 0 when empty.
-func (h *Hist) Max() int64 { return h.max }
-
-// Min is the smallest recorded value (exact), 0 when empty.
-func (h *Hist) Min() int64 { return h.min }
-
 // Mean is the mean of the recorded values, 0 when empty.
 func (h *Hist) Mean() float64 {
 	if h.n == 0 {

@@ -67,11 +67,11 @@ func TestHistQuantilesAgainstSortedValues(t *testing.T) {
 					t.Errorf("q%.3f = %d, exact %d: outside [exact, exact·(1+1/%d)]", q, got, exact, histHalf)
 				}
 			}
-			if h.Quantile(1) != vals[len(vals)-1] || h.Max() != vals[len(vals)-1] {
-				t.Errorf("max = %d / q1 = %d, want %d", h.Max(), h.Quantile(1), vals[len(vals)-1])
+			if h.Quantile(1) != vals[len(vals)-1] || h.max != vals[len(vals)-1] {
+				t.Errorf("max = %d / q1 = %d, want %d", h.max, h.Quantile(1), vals[len(vals)-1])
 			}
-			if h.Quantile(0) != vals[0] || h.Min() != vals[0] {
-				t.Errorf("min = %d / q0 = %d, want %d", h.Min(), h.Quantile(0), vals[0])
+			if h.Quantile(0) != vals[0] || h.min != vals[0] {
+				t.Errorf("min = %d / q0 = %d, want %d", h.min, h.Quantile(0), vals[0])
 			}
 			if h.Count() != uint64(len(vals)) {
 				t.Errorf("count = %d, want %d", h.Count(), len(vals))
@@ -87,8 +87,8 @@ func TestHistEdgeValues(t *testing.T) {
 	}
 	h.Record(-5)           // a clock step backwards counts as 0
 	h.Record(histMax * 10) // beyond the tracked range: last bucket, exact max
-	if h.Min() != 0 || h.Max() != histMax*10 {
-		t.Fatalf("min/max = %d/%d, want 0/%d", h.Min(), h.Max(), histMax*10)
+	if h.min != 0 || h.max != histMax*10 {
+		t.Fatalf("min/max = %d/%d, want 0/%d", h.min, h.max, histMax*10)
 	}
 	if got := h.Quantile(0.5); got != 0 {
 		t.Fatalf("p50 = %d, want 0", got)
@@ -128,7 +128,7 @@ func TestHistCDFAndDistribution(t *testing.T) {
 		h.Record(v * 1000)
 	}
 	cdf := h.CDF()
-	if len(cdf) == 0 || cdf[len(cdf)-1].Fraction != 1 || cdf[len(cdf)-1].Value != h.Max() {
+	if len(cdf) == 0 || cdf[len(cdf)-1].Fraction != 1 || cdf[len(cdf)-1].Value != h.max {
 		t.Fatalf("CDF must end at (max, 1): %v", cdf[len(cdf)-1])
 	}
 	for i := 1; i < len(cdf); i++ {

@@ -9,6 +9,7 @@
 //	edgebench rtt    -url ws://127.0.0.1:18080/ws -server gateway [-n 1,10] [-relays r0,r1] -out F
 //	edgebench fanout -url … -server … -rate 100 [-n 100,1000] [-sensor wave.value] -out F
 //	edgebench idle   -url … -server … -pid P [-n 1000,10000] [-metrics URL] -out F
+//	edgebench soak   -gateway BIN -backend BIN [-duration 10m] [-warmup 10s] [-settle 30s] [-backend-period 30s] [-clients 4] [-dir D] -out F
 //	edgebench report -results DIR -out docs/benchmarks.md -svg docs/bench
 package main
 
@@ -29,12 +30,15 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: edgebench floor|rtt|fanout|idle|report|echo-server [flags]   (edgebench <scenario> -h for its flags)
+	fmt.Fprint(w, `usage: edgebench floor|rtt|fanout|idle|soak|report|echo-server [flags]   (edgebench <scenario> -h for its flags)
   floor   raw TCP echo round trips on loopback to an echo server in a separate
           process (the physical floor for rtt); -inproc: to one inside edgebench
   rtt     relay-control set/ack round trips from N concurrent clients
   fanout  N sensor-stream subscribers: delivered samples/s, latency, drops
   idle    N idle connections: the server's RSS per connection (from /proc)
+  soak    for -duration, clients of every kind come and go and the uplink's
+          backend stops and starts; then the gateway's goroutines, open files
+          and RSS against the start (starts edgegate and examples/backend itself)
   report  write docs/benchmarks.md and SVG plots from a directory of results
   echo-server  a plain TCP echo server (the floor's server process)
 `)
@@ -73,9 +77,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		inproc   = fs.Bool("inproc", false, "floor: echo inside edgebench instead (\"in-process echo\", for reference: not the floor)")
 		listen   = fs.String("listen", "127.0.0.1:0", "echo-server: address to listen on (port 0: any free port, printed on stdout)")
 		lifeline = fs.Bool("lifeline", false, "echo-server: exit when stdin reaches end of file (set when edgebench starts it as a child)")
+		gwBin    = fs.String("gateway", "", "soak: the edgegate binary to run")
+		beBin    = fs.String("backend", "", "soak: the examples/backend binary to run (stopped and started during the soak)")
+		bePeriod = fs.Duration("backend-period", 30*time.Second, "soak: the backend is up for 2/3 of each period and down for 1/3")
+		nClients = fs.Int("clients", 4, "soak: concurrent relay clients, and as many subscribers")
+		workDir  = fs.String("dir", "", "soak: directory for the gateway's config, data and logs (default: a temporary one, removed)")
 	)
 	switch cmd {
-	case "floor", "rtt", "fanout", "idle", "report", "echo-server":
+	case "floor", "rtt", "fanout", "idle", "soak", "report", "echo-server":
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -101,6 +110,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := writeReport(*results, *out, *svgDir, *mode); err != nil {
 			fmt.Fprintln(stderr, "edgebench report:", err)
+			return 1
+		}
+		return 0
+	}
+	if cmd == "soak" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o := soakOpts{gatewayBin: *gwBin, backendBin: *beBin, dir: *workDir, duration: *duration, warmup: *warmup,
+			settle: *settle, backendPeriod: *bePeriod, clients: *nClients}
+		// The soak's own defaults for the flags it shares.
+		if !set["duration"] {
+			o.duration = 10 * time.Minute
+		}
+		if !set["warmup"] {
+			o.warmup = 10 * time.Second
+		}
+		if !set["settle"] {
+			o.settle = 30 * time.Second
+		}
+		if o.gatewayBin == "" || o.backendBin == "" || o.duration <= 0 || o.duration > 24*time.Hour || o.warmup < 0 ||
+			o.settle < time.Second || o.backendPeriod < time.Second || o.clients < 1 || o.clients > 100 {
+			fmt.Fprintln(stderr, "edgebench soak: -gateway and -backend binaries are required; -duration in (0, 24h], -warmup ≥ 0, -settle and -backend-period ≥ 1s, -clients 1…100")
+			return 2
+		}
+		res, err := runSoak(ctx, o, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "edgebench soak:", err)
+			return 1
+		}
+		printResult(stdout, res)
+		if *out != "" {
+			if err := writeResult(*out, res); err != nil {
+				fmt.Fprintln(stderr, "edgebench:", err)
+				return 1
+			}
+		}
+		if !res.Soak.Pass {
 			return 1
 		}
 		return 0
@@ -196,6 +242,9 @@ func floor(ctx context.Context, addr string, inproc bool, ns []int, o loadOpts, 
 }
 
 func printResult(w io.Writer, r *Result) {
+	if r.Soak != nil {
+		printSoak(w, r.Soak)
+	}
 	for _, p := range r.Points {
 		switch r.Scenario {
 		case "idle":

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -93,23 +94,33 @@ func metricGoroutines(ctx context.Context, url string) int64 {
 
 // parseMetric returns the value of an unlabelled metric in Prometheus
 // text exposition, -1 when absent.
-func parseMetric(r interface{ Read([]byte) (int, error) }, name string) int64 {
+func parseMetric(r io.Reader, name string) int64 {
+	return parseMetrics(r, name)[name]
+}
+
+// parseMetrics returns the values of unlabelled metrics in Prometheus
+// text exposition (the first line of each), -1 for those absent or not
+// numbers.
+func parseMetrics(r io.Reader, names ...string) map[string]int64 {
+	out := make(map[string]int64, len(names))
+	for _, n := range names {
+		out[n] = -1
+	}
+	seen := make(map[string]bool, len(names))
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
+	for sc.Scan() && len(seen) < len(out) {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != name {
+		if _, want := out[f[0]]; !want || seen[f[0]] {
 			continue
 		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			return -1
+		seen[f[0]] = true
+		if x, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = int64(x)
 		}
-		return int64(v)
 	}
-	return -1
+	return out
 }

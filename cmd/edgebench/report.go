@@ -220,7 +220,71 @@ func (r *report) verdicts() []verdict {
 		}
 	}
 	out = append(out, v)
+	out = append(out, r.soakVerdict())
 	return out
+}
+
+// soakVerdict is the soak target: a run of at least soakTargetLength
+// whose goroutines and open files came back within soakCountSlack of the
+// start and RSS within soakRSSRatio; a shorter run gives its outcome as
+// N/A (it is not the target's length).
+func (r *report) soakVerdict() verdict {
+	v := verdict{Name: fmt.Sprintf("soak of %g minutes: goroutines and open files back within %d of their start, RSS within %g%%", soakTargetLength.Minutes(), soakCountSlack, soakRSSRatio*100),
+		Status: "N/A", Detail: "not measured"}
+	res := r.find("soak", "gateway", "")
+	if res == nil || res.Soak == nil {
+		return v
+	}
+	s := res.Soak
+	v.Status, v.Detail = passFail(s.Pass), s.Verdict
+	if time.Duration(s.DurationS*float64(time.Second)) < soakTargetLength {
+		v.Status = "N/A"
+		v.Detail = fmt.Sprintf("a %v run only (%s at that length): %s", time.Duration(s.DurationS*float64(time.Second)), passFail(s.Pass), s.Verdict)
+	}
+	return v
+}
+
+// soakMarkdown writes the soak's section.
+func soakMarkdown(w io.Writer, s *SoakStats) {
+	fmt.Fprintf(w, "\n## soak\n\n")
+	fmt.Fprintf(w, "`edgebench soak` starts the gateway and the example backend (`examples/backend`) as processes of their own and, for %v, has every kind of client come and go at once: ", time.Duration(s.DurationS*float64(time.Second)))
+	fmt.Fprintf(w, "relay clients (connect, list, set, toggle, pulse, get, disconnect with or without a closing handshake), subscribers (JSON and binary, some decimated with `max_hz`, each reading for a moment), ")
+	fmt.Fprintf(w, "a slow subscriber with a 2 KiB receive buffer that stops reading, a client sending bursts far past its rate limit, clients sending what the contract closes the connection for (binary on relay-control, invalid UTF-8, unmasked or reserved-bit frames, a bad opcode, an oversized message) or answers with `bad_request`, ")
+	fmt.Fprintf(w, "and connections that never become WebSockets (closed at once, half a request, no upgrade, an unknown subprotocol, plain HTTP, silent until the handshake timeout); the backend is stopped and started again all along (up two thirds of each period). ")
+	fmt.Fprintf(w, "The gateway's goroutines, open files and RSS come from its `/metrics` (`go_goroutines`, `process_open_fds`, `process_resident_memory_bytes`), read with the backend up and the uplink connected: ")
+	fmt.Fprintf(w, "the start after a %gs warm-up of the same load, the end after the load, each the lowest of %d polls over a %gs settle window (the gateway is only asked for its metrics: GC and the scavenger return memory at their own pace). ", s.WarmupS, s.SettlePolls, s.SettleS)
+	fmt.Fprintf(w, "Goroutines and open files must be back within %d of their start either way, RSS at most %g%% above it.\n\n", soakCountSlack, soakRSSRatio*100)
+	fmt.Fprintf(w, "| | goroutines | open files | RSS |\n|---|---:|---:|---:|\n")
+	for _, x := range []struct {
+		name string
+		u    Usage
+	}{{"start (after the warm-up)", s.Start}, {"peak during the load", s.Peak}, {"end (after the load)", s.End}} {
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f MiB |\n", x.name, x.u.Goroutines, x.u.OpenFDs, float64(x.u.RSSKiB)/1024)
+	}
+	fmt.Fprintf(w, "\n**%s**: %s.\n\n", passFail(s.Pass), s.Verdict)
+	fmt.Fprintf(w, "| load | count |\n|---|---:|\n")
+	for _, kv := range []struct {
+		k string
+		n int64
+	}{
+		{"relay-control sessions", s.RelaySessions}, {"relay requests answered", s.RelayRequests},
+		{"subscribers", s.Subscribers}, {"messages they read", s.Messages},
+		{"slow subscribers", s.SlowSubscribers}, {"… disconnected by the gateway", s.SlowKicked},
+		{"clients past the rate limit", s.Abusive}, {"… `rate_limited` replies", s.RateLimited}, {"… closed with 1008", s.Closed1008},
+		{"clients sending bad frames or bad JSON", s.Garbage}, {"… answered as the contract says", s.GarbageAnswered},
+		{"connections that never upgraded", s.Handshakes},
+		{"backend restarts", s.BackendRestarts}, {"uplink retries (`edgegate_uplink_reconnects_total`)", s.UplinkReconnects},
+		{"unexpected outcomes (errors)", s.Errors},
+	} {
+		fmt.Fprintf(w, "| %s | %d |\n", kv.k, kv.n)
+	}
+	for _, e := range s.FirstErrors {
+		fmt.Fprintf(w, "\n- error: `%s`", e)
+	}
+	if len(s.FirstErrors) > 0 {
+		fmt.Fprintf(w, "\n")
+	}
+	fmt.Fprintf(w, "\nThe gateway on SIGTERM at the end: %s.\n", s.GatewayExit)
 }
 
 func passFail(ok bool) string {
@@ -494,6 +558,10 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 		}
 	}
 
+	if res := r.find("soak", "gateway", ""); res != nil && res.Soak != nil {
+		soakMarkdown(w, res.Soak)
+	}
+
 	// GC
 	fmt.Fprintf(w, "\n## GC pauses\n\n")
 	fmt.Fprintf(w, "From `GODEBUG=gctrace=1` on each server, one process per phase; a pause is one stop-the-world phase (sweep or mark termination).\n\n")
@@ -509,7 +577,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 	}
 
 	// allocations
-	fmt.Fprintf(w, "\n## Hot-path allocations\n\n`go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol` and `-bench 'BenchmarkHubFanOut100|BenchmarkRelayRequest' ./gateway`:\n\n")
+	fmt.Fprintf(w, "\n## Hot-path allocations\n\n`go test -run XXX -bench . -benchmem ./gateway/wsconn ./protocol`, `-bench BenchmarkHubFanOut100 ./gateway/sensor` and `-bench BenchmarkRelayRequest ./gateway/relay`:\n\n")
 	fmt.Fprintf(w, "| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|---:|---:|---:|\n")
 	for _, b := range r.benches {
 		if !b.HasMem {
@@ -517,7 +585,7 @@ func (r *report) markdown(w io.Writer, verdicts []verdict, svg string) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %.1f | %g | %g |\n", strings.TrimPrefix(b.Pkg, "github.com/edgegate/edgegate/"), b.Name, b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
 	}
-	fmt.Fprintf(w, "\n## Reproduce\n\n```\nscripts/bench.sh               # full run, about 15 minutes\nscripts/bench.sh --poll-idle   # the same with idle CPUs held out of sleep (root)\nscripts/bench.sh --quick       # CI-sized\n```\n")
+	fmt.Fprintf(w, "\n## Reproduce\n\n```\nscripts/bench.sh               # full run, about 27 minutes (the soak: 10; BENCH_SOAK=…)\nscripts/bench.sh --poll-idle   # the same with idle CPUs held out of sleep (root)\nscripts/bench.sh --quick       # CI-sized\n```\n")
 }
 
 func serverName(res *Result) string {

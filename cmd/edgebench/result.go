@@ -14,10 +14,12 @@ import (
 // Result is what one scenario run against one server measured; each run
 // is written to its own JSON file and the report reads them all back.
 type Result struct {
-	Scenario string  `json:"scenario"` // floor, rtt, fanout, idle
+	Scenario string  `json:"scenario"` // floor, rtt, fanout, idle, soak
 	Server   string  `json:"server"`   // gateway, gorilla, echo-process, echo-inproc
 	Label    string  `json:"label,omitempty"`
 	Points   []Point `json:"points"`
+	// Soak is the soak scenario's outcome (it has no points).
+	Soak *SoakStats `json:"soak,omitempty"`
 }
 
 // Point is one load level of a scenario.

@@ -29,7 +29,13 @@ type wsClient struct {
 // dialWS opens a WebSocket connection offering proto and checks that the
 // server chose it.
 func dialWS(ctx context.Context, url, proto string, readBuf int) (*wsClient, error) {
-	d := ws.Dialer{Protocols: []string{proto}, Timeout: 10 * time.Second}
+	return dialWSWith(ctx, nil, url, proto, readBuf)
+}
+
+// dialWSWith is dialWS over connections that netDial opens (nil: plain
+// TCP), e.g. with a small receive buffer.
+func dialWSWith(ctx context.Context, netDial func(ctx context.Context, network, addr string) (net.Conn, error), url, proto string, readBuf int) (*wsClient, error) {
+	d := ws.Dialer{Protocols: []string{proto}, Timeout: 10 * time.Second, NetDial: netDial}
 	nc, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s (%s): %w", url, proto, err)
@@ -91,7 +97,7 @@ func (c *wsClient) ReadMessage() (ws.OpCode, []byte, error) {
 			if h.Length >= 2 {
 				code, reason = ws.ParseCloseFrameData(c.msg[start:])
 			}
-			return 0, nil, fmt.Errorf("server closed the connection: %d %s", code, reason)
+			return 0, nil, &closeError{code: code, reason: reason}
 		case ws.OpContinuation:
 		default:
 			op = h.OpCode
@@ -100,6 +106,16 @@ func (c *wsClient) ReadMessage() (ws.OpCode, []byte, error) {
 			return op, c.msg, nil
 		}
 	}
+}
+
+// closeError is the end of a connection by the server's close frame.
+type closeError struct {
+	code   ws.StatusCode
+	reason string
+}
+
+func (e *closeError) Error() string {
+	return fmt.Sprintf("server closed the connection: %d %s", e.code, e.reason)
 }
 
 // WriteText sends one masked text frame.

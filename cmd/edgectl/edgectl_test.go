@@ -124,7 +124,10 @@ func TestRelayCommands(t *testing.T) {
 
 func pinLevel(t *testing.T, p *gatewayProc, pin string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + "/sim/gpio")
+	// With auth on, the simulator's control API needs an operator's token.
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/sim/gpio", nil)
+	req.Header.Set("Authorization", "Bearer "+operatorKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,10 @@ func (p *gatewayProc) stop() {
 // sim posts to the simulator's control API.
 func (p *gatewayProc) sim(path string) {
 	p.t.Helper()
-	resp, err := http.Post("http://"+p.addr+path, "text/plain", nil)
+	// With auth on, the simulator's control API needs an operator's token.
+	req, _ := http.NewRequest("POST", "http://"+p.addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+operatorKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 )
 
 // version and commit are set at build time with -ldflags
@@ -103,7 +105,10 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := tf.Check(); err != nil {
+	// The flags alone first; the longest --ttl is the configuration's.
+	early := tf
+	early.MaxTTL = math.MaxInt64
+	if err := early.Check(); err != nil {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 2
 	}
@@ -120,6 +125,10 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 1
 	}
+	if f := cfg.Auth.SecretFile; f != "" && auth.WorldReadable(f) {
+		fmt.Fprintf(stderr, "edgegate token: warning: %s is readable by every user of this machine; make it private (chmod 600, or 640 with the gateway's group)\n", f)
+	}
+	tf.MaxTTL = time.Duration(cfg.Auth.MaxTokenTTL)
 	if err := tf.Print(stdout, secret, time.Now()); err != nil {
 		fmt.Fprintln(stderr, "edgegate token:", err)
 		return 2
@@ -207,12 +216,12 @@ func serve(args []string, stderr io.Writer) int {
 		defer journal.Close()
 		hw := firmwaresim.NewHardware(journal)
 		defer hw.Close()
-		if err := hw.Populate(cfg); err != nil {
+		if err := hardware.Simulate(hw, cfg); err != nil {
 			fmt.Fprintln(stderr, "edgegate:", err)
 			return 1
 		}
 		if f.configFile == "" {
-			hw.RunDemo(cfg) // the demo's door contact opens and closes by itself
+			hardware.RunDemo(hw, cfg) // the demo's door contact opens and closes by itself
 		}
 		opts.Buses = hw
 		opts.Sim = firmwaresim.Handler(hw)
@@ -238,22 +247,41 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("edgegate serving", "version", version, "gateway", cfg.Gateway.ID, "url", gw.Scheme()+"://"+ln.Addr().String()+"/")
-	if u := gw.SignInURL(gw.Scheme() + "://" + publicHostPort(ln.Addr())); u != "" {
-		log.Info("dashboard sign-in link (operator; valid until the gateway restarts): open it once in a browser", "signin_url", u)
+	base := gw.PublicURL()
+	if base == "" {
+		base = gw.Scheme() + "://" + publicHostPort(ln.Addr())
 	}
+	logSignIn := func(hup bool) {
+		if u := gw.SignInURL(base); u != "" {
+			log.Info("dashboard sign-in link (operator; works once, within 10 minutes; SIGHUP logs a fresh one): open it in a browser", "signin_url", u)
+		} else if hup {
+			log.Info("SIGHUP: auth is off, there is no sign-in link to renew")
+		}
+	}
+	logSignIn(false)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-served:
-		if err != nil {
-			log.Error("server stopped", "err", err)
-			shutdown(gw, log)
-			return 1
+wait:
+	for {
+		select {
+		case <-hup:
+			logSignIn(true)
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break wait
+		case err := <-served:
+			if err != nil {
+				log.Error("server stopped", "err", err)
+				shutdown(gw, log)
+				return 1
+			}
+			break wait
 		}
 	}
 	shutdown(gw, log)

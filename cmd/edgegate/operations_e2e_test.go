@@ -57,7 +57,7 @@ func value(m *dto.Metric) float64 {
 func TestMetricsMoveWithTraffic(t *testing.T) {
 	p := startGateway(t, "--sim")
 	before := scrape(t, p)
-	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "edgegate_uptime_seconds"} {
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "process_open_fds", "edgegate_uptime_seconds"} {
 		if _, ok := before[name]; !ok {
 			t.Fatalf("/metrics lacks %s", name)
 		}

@@ -209,11 +209,11 @@ func TestUplinkBackendOutage(t *testing.T) {
 	b.stop()
 	// The outage: the sensor keeps streaming at 100 Hz into the buffer.
 	down := time.Now()
-	h := waitHealth(t, p, 10*time.Second, "the outage", func(h map[string]any) bool {
+	waitHealth(t, p, 10*time.Second, "the outage", func(h map[string]any) bool {
 		return h["state"] != "connected" && h["last_error"] != ""
 	})
 	time.Sleep(4*time.Second - time.Since(down))
-	h = uplinkHealth(t, p)
+	h := uplinkHealth(t, p)
 	if num(h["buffer_depth"]) < 100 {
 		t.Fatalf("after 4 s down the buffer holds %v samples, want ≥ 100 (100 Hz): %v", h["buffer_depth"], h)
 	}
@@ -311,6 +311,41 @@ func TestUplinkTornLastRecord(t *testing.T) {
 	}
 }
 
+// postCommand asks the example backend to send a relay command.
+func postCommand(addr, query, token string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/command?"+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// The example backend switches relays only for a caller with its token.
+func TestBackendCommandNeedsToken(t *testing.T) {
+	b := startBackend(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "samples.jsonl"))
+	for _, tok := range []string{"", "wrong-token", backendToken + "x"} {
+		resp, err := postCommand(b.addr, "relay=pump&state=on", tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token %q: status %d, want 401", tok, resp.StatusCode)
+		}
+	}
+	resp, err := postCommand(b.addr, "relay=pump&state=on", backendToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		t.Errorf("the right token was refused")
+	}
+}
+
 func TestUplinkRelayCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "samples.jsonl")
 	b := startBackend(t, "127.0.0.1:0", out)
@@ -319,7 +354,7 @@ func TestUplinkRelayCommand(t *testing.T) {
 	waitHealth(t, p, 10*time.Second, "connected", func(h map[string]any) bool { return h["state"] == "connected" })
 
 	command := func(query string) (int, map[string]any) {
-		resp, err := http.Post("http://"+b.addr+"/command?"+query, "text/plain", nil)
+		resp, err := postCommand(b.addr, query, backendToken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +399,7 @@ func TestUplinkRelayCommand(t *testing.T) {
 	b.stop()
 	b2 := startBackend(t, b.addr, out)
 	start := time.Now()
-	resp, err := http.Post("http://"+b2.addr+"/command?gateway=gw1&relay=pump&state=off", "text/plain", nil)
+	resp, err := postCommand(b2.addr, "gateway=gw1&relay=pump&state=off", backendToken)
 	if err != nil {
 		t.Fatal(err)
 	}

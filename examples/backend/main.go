@@ -5,6 +5,9 @@
 //
 //	backend [--listen 127.0.0.1:9000] [--token T | --token-file F] [--out samples.jsonl]
 //
+// POST /command takes the same bearer token as the gateways (it switches
+// their relays); GET /status needs none.
+//
 //	POST /command?gateway=greenhouse-pi&relay=pump&state=on    set (state on|off)
 //	POST /command?gateway=greenhouse-pi&relay=pump&op=toggle   any relay-control.v1 op (get, set, toggle, pulse&ms=500, list)
 //	GET  /status                                               connected gateways and their last seq
@@ -23,6 +26,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,6 +43,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/wsconn"
+	"github.com/edgegate/edgegate/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -152,11 +157,21 @@ func (b *backend) mux() *http.ServeMux {
 	return m
 }
 
+// authorized reports whether r carries the backend's token as a bearer
+// token, compared in constant time; if not, it answers 401 itself.
+func (b *backend) authorized(w http.ResponseWriter, r *http.Request, who string) bool {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(b.token)) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="backend"`)
+	http.Error(w, "a valid bearer token is required: send \"Authorization: Bearer <token>\"", http.StatusUnauthorized)
+	b.log.Warn("refused "+who+": bad or missing token", "remote", r.RemoteAddr)
+	return false
+}
+
 func (b *backend) serveUplink(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+b.token {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="backend"`)
-		http.Error(w, "a valid bearer token is required", http.StatusUnauthorized)
-		b.log.Warn("refused a gateway: bad or missing token", "remote", r.RemoteAddr)
+	if !b.authorized(w, r, "a gateway") {
 		return
 	}
 	offered := false
@@ -247,7 +262,7 @@ func (b *backend) serveGateway(c *wsconn.Conn, remote string) {
 				c.Close(ws.StatusInternalServerError, "storage failure")
 				return
 			}
-			ack = fmt.Appendf(ack[:0], `{"op":"ack","seq":%d}`, last)
+			ack = protocol.AppendAck(ack[:0], last)
 			if err := c.WriteMessage(ws.OpText, ack); err != nil {
 				return
 			}
@@ -321,6 +336,9 @@ func (b *backend) store(id string, samples []json.RawMessage) (uint64, error) {
 // serveCommand sends one relay-control request to a gateway and returns
 // its reply.
 func (b *backend) serveCommand(w http.ResponseWriter, r *http.Request) {
+	if !b.authorized(w, r, "a command") {
+		return
+	}
 	q := r.URL.Query()
 	id := q.Get("gateway")
 	b.mu.Lock()

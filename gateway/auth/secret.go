@@ -51,3 +51,11 @@ func LoadSecret(secret, secretFile string) ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// WorldReadable reports whether every user of the machine may read file
+// (its mode has the "others" read bit): then anyone with a shell on the
+// board can mint operator tokens.
+func WorldReadable(file string) bool {
+	fi, err := os.Stat(file)
+	return err == nil && fi.Mode().Perm()&0o004 != 0
+}

@@ -62,3 +62,18 @@ func TestReadSecretFile(t *testing.T) {
 		t.Fatalf("missing: %v", err)
 	}
 }
+
+func TestWorldReadable(t *testing.T) {
+	p := secretFiles(t, "0123456789abcdef-secret")["0123456789abcdef-secret"]
+	for mode, want := range map[os.FileMode]bool{0o600: false, 0o640: false, 0o644: true, 0o604: true} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if got := WorldReadable(p); got != want {
+			t.Errorf("mode %v: WorldReadable = %v, want %v", mode, got, want)
+		}
+	}
+	if WorldReadable(filepath.Join(t.TempDir(), "missing")) {
+		t.Fatal("a missing file is not readable")
+	}
+}

@@ -32,7 +32,16 @@ var (
 	ErrSignature = errors.New("token signature does not match (minted with another secret?)")
 	ErrExpired   = errors.New("token has expired; get a fresh one")
 	ErrUnknown   = errors.New("unknown token")
+	ErrTooLong   = errors.New("token is valid for longer than this gateway allows (auth.max_token_ttl); mint one with a shorter --ttl")
 )
+
+// DefaultMaxTTL is the longest lifetime of a signed token unless the
+// configuration says otherwise (auth.max_token_ttl).
+const DefaultMaxTTL = 30 * 24 * time.Hour
+
+// maxTTLSlack is how much later than now+MaxTTL a token may expire: the
+// clock of the machine that minted it may be ahead.
+const maxTTLSlack = 5 * time.Minute
 
 // MinSecretBytes is the shortest HMAC secret accepted.
 const MinSecretBytes = 16
@@ -100,6 +109,10 @@ type Key struct {
 type Authenticator struct {
 	Secret []byte // for signed tokens; may be empty
 	Keys   []Key
+	// MaxTTL, when positive, refuses signed tokens that expire later than
+	// that from now (ErrTooLong): minted with a longer --ttl than the
+	// gateway allows.
+	MaxTTL time.Duration
 }
 
 // Identity is who presented a token.
@@ -115,9 +128,12 @@ func (a *Authenticator) Check(tok string, now time.Time) (Identity, error) {
 		return Identity{}, ErrMalformed
 	}
 	if IsSigned(tok) && len(a.Secret) > 0 {
-		role, _, err := Verify(a.Secret, tok, now)
+		role, exp, err := Verify(a.Secret, tok, now)
 		if err != nil {
 			return Identity{}, err
+		}
+		if a.MaxTTL > 0 && exp.After(now.Add(a.MaxTTL+maxTTLSlack)) {
+			return Identity{}, ErrTooLong
 		}
 		return Identity{Role: role, Name: "token"}, nil
 	}

@@ -90,3 +90,21 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// auth.max_token_ttl: a signed token that would outlive it is refused,
+// however well signed (a 100-year token minted before the cap).
+func TestAuthenticatorMaxTTL(t *testing.T) {
+	now := time.Now()
+	a := &Authenticator{Secret: secret, MaxTTL: 30 * 24 * time.Hour}
+	long, _ := Mint(secret, protocol.RoleOperator, 876000*time.Hour, now)
+	if _, err := a.Check(long, now); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("100-year token: %v, want ErrTooLong", err)
+	}
+	ok, _ := Mint(secret, protocol.RoleOperator, 30*24*time.Hour, now)
+	if id, err := a.Check(ok, now); err != nil || id.Role != protocol.RoleOperator {
+		t.Fatalf("token of the longest lifetime: %v %v", id, err)
+	}
+	if _, err := (&Authenticator{Secret: secret}).Check(long, now); err != nil {
+		t.Fatalf("no cap: %v", err)
+	}
+}

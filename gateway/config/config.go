@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
 )
 
@@ -40,13 +41,22 @@ type Config struct {
 
 // Gateway is the gateway section: the listener and its limits.
 type Gateway struct {
-	ID             string    `yaml:"id"`     // default: the host name
-	Listen         string    `yaml:"listen"` // host:port, default 127.0.0.1:8080
-	TLS            *TLS      `yaml:"tls"`    // nil: plain ws:// and http://
-	AllowedOrigins []string  `yaml:"allowed_origins"`
-	Compression    bool      `yaml:"compression"` // permessage-deflate, default true
-	Heartbeat      Heartbeat `yaml:"heartbeat"`
-	Limits         Limits    `yaml:"limits"`
+	ID             string   `yaml:"id"`     // default: the host name
+	Listen         string   `yaml:"listen"` // host:port, default 127.0.0.1:8080
+	TLS            *TLS     `yaml:"tls"`    // nil: plain ws:// and http://
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHosts are the host names (or IP addresses) besides loopback
+	// and the listener's own addresses that requests may name in their
+	// Host header; see gateway/hosts.go. Kept lower case, as written.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// PublicURL is where browsers reach the gateway when that is not its
+	// listener (a TLS-terminating reverse proxy): its origin is one of the
+	// gateway's own, its host an allowed one, and https:// marks the
+	// session cookie Secure. "" when not set.
+	PublicURL   string    `yaml:"public_url"`
+	Compression bool      `yaml:"compression"` // permessage-deflate, default true
+	Heartbeat   Heartbeat `yaml:"heartbeat"`
+	Limits      Limits    `yaml:"limits"`
 	// Watchdog applies every relay's failsafe state when no operator
 	// connection has been alive for this long; 0 = off.
 	Watchdog Duration `yaml:"watchdog"`
@@ -90,6 +100,16 @@ type Auth struct {
 	Secret     string   `yaml:"secret"`      // HMAC key for signed tokens, inline
 	SecretFile string   `yaml:"secret_file"` // or read from this file (not read by Parse)
 	Keys       []APIKey `yaml:"keys"`
+	// MaxTokenTTL caps the lifetime of every signed token the gateway
+	// and edgegate token mint, and refuses presented tokens that would
+	// outlive it. Default 30 days; at least 1m.
+	MaxTokenTTL Duration `yaml:"max_token_ttl"`
+	// PublicHealth: /healthz tells unauthenticated clients its status
+	// (and nothing else) when auth is on. Default true.
+	PublicHealth bool `yaml:"public_health"`
+	// PublicMetrics: /metrics is served without a token when auth is
+	// on. Default false.
+	PublicMetrics bool `yaml:"public_metrics"`
 }
 
 // APIKey is one static API key. Names and keys are unique.
@@ -104,39 +124,26 @@ type APIKey struct {
 // token signer's floor.
 const MinSecretBytes = auth.MinSecretBytes
 
-// Relay drivers.
+// Relay drivers: the names the drivers declare.
 const (
-	DriverGPIO        = "gpio"
-	DriverSerialBoard = "serial-board"
-	DriverUSBRelay    = "usb-relay"
-	DriverI2CRelay    = "i2c-relay"
+	DriverGPIO        = drivers.GPIORelayDriver
+	DriverSerialBoard = drivers.SerialBoardDriver
+	DriverUSBRelay    = drivers.USBRelayDriver
+	DriverI2CRelay    = drivers.I2CRelayDriver
 )
 
 // Sensor drivers (besides DriverSerialBoard).
 const (
-	DriverBME280    = "bme280"
-	DriverGPIOInput = "gpio-input"
-	DriverSimWave   = "sim-wave"
+	DriverBME280    = drivers.BME280Driver
+	DriverGPIOInput = drivers.GPIOInputDriver
+	DriverSimWave   = drivers.SimWaveDriver
 )
 
-// I2C relay chips, and how many channels each has (numbered from 1).
+// I2C relay chips (the i2c-relay driver's).
 const (
-	ChipPCF8574  = "pcf8574"
-	ChipMCP23017 = "mcp23017"
+	ChipPCF8574  = drivers.ChipPCF8574
+	ChipMCP23017 = drivers.ChipMCP23017
 )
-
-// ChipChannels is the number of relay channels of an i2c-relay chip (0 for
-// an unknown chip). Channels are numbered from 1: channel 1 is P0 of a
-// pcf8574, GPA0 of a mcp23017; channel 9 of a mcp23017 is GPB0.
-func ChipChannels(chip string) int {
-	switch chip {
-	case ChipPCF8574:
-		return 8
-	case ChipMCP23017:
-		return 16
-	}
-	return 0
-}
 
 // Relay is one entry of relays. Which fields apply depends on Driver:
 //
@@ -210,6 +217,9 @@ type Upstream struct {
 	TokenFile      string   `yaml:"token_file"`       // not read by Parse
 	BufferMaxBytes ByteSize `yaml:"buffer_max_bytes"` // default 64MiB
 	Fsync          string   `yaml:"fsync"`            // always | batch (default) | never
+	// Insecure allows a ws:// URL to a host other than this machine (the
+	// token and relay commands then travel unencrypted); logged at start.
+	Insecure bool `yaml:"insecure"`
 }
 
 // Defaults.
@@ -218,13 +228,18 @@ const (
 	// DefaultSampleBatch is gateway.sample_batch when not set: streams up
 	// to 200 samples/s per subscriber are written sample by sample.
 	DefaultSampleBatch = 5 * time.Millisecond
-	DefaultBaud        = 115200
+	DefaultBaud        = drivers.SerialBoardBaud
 	// USBRelayChannels is the most channels an LCUS-type USB relay module has.
-	USBRelayChannels = 8
+	USBRelayChannels = drivers.USBRelayChannels
 	// DefaultUSBRelayBaud is the baud rate of LCUS-type USB relay modules.
-	DefaultUSBRelayBaud = 9600
-	defaultMaxPulse     = Duration(60 * time.Second)
-	defaultInterval     = Duration(time.Second)
+	DefaultUSBRelayBaud = drivers.USBRelayBaud
+	// DefaultMaxTokenTTL is auth.max_token_ttl when not set.
+	DefaultMaxTokenTTL = auth.DefaultMaxTTL
+	// MinTokenTTL is the shortest auth.max_token_ttl accepted: the
+	// dashboard's socket tokens live one minute.
+	MinTokenTTL     = time.Minute
+	defaultMaxPulse = Duration(60 * time.Second)
+	defaultInterval = Duration(time.Second)
 )
 
 // Default returns the configuration of an empty file: every default
@@ -254,6 +269,7 @@ func Default() *Config {
 				SubscriberQueue:     1024,
 			},
 		},
+		Auth: Auth{MaxTokenTTL: Duration(DefaultMaxTokenTTL), PublicHealth: true},
 	}
 }
 

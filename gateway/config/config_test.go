@@ -96,6 +96,8 @@ func TestExample(t *testing.T) {
 				{Name: "backend", Key: "backend-key-0123456789", Role: "viewer", Line: 20},
 				{Name: "ops", Key: "ops-key-0123456789", Role: "operator", Line: 21},
 			},
+			MaxTokenTTL:  Duration(DefaultMaxTokenTTL),
+			PublicHealth: true,
 		},
 		Relays: []Relay{
 			{Name: "pump", Driver: "gpio", Pin: "GPIO17", ActiveLow: true, Initial: "off", Failsafe: "off", MaxPulse: ms(60000), Line: 23},

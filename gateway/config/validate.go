@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/edgegate/edgegate/drivers"
+	"github.com/edgegate/edgegate/drivers/i2cbus"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -231,6 +233,15 @@ func (p *parser) checkGateway(g *Gateway) {
 			p.fieldf(path, at, "want an origin such as %q (scheme://host[:port], nothing after it), got %q", "https://dash.example", o)
 		}
 	}
+	for i, h := range g.AllowedHosts {
+		path := fmt.Sprintf("gateway.allowed_hosts[%d]", i)
+		if p.use(path) && !validHostName(h) {
+			p.fieldf(path, at, "want a host name or IP address as browsers write it in their address bar, without scheme, port or wildcard, such as %q or %q, got %q", "raspberrypi.local", "192.168.1.20", h)
+		}
+	}
+	if p.use("gateway.public_url") && p.present("gateway.public_url") && !validPublicURL(g.PublicURL) {
+		p.fieldf("gateway.public_url", at, "want the URL browsers open the gateway at, such as %q (http:// or https://, a host, optionally a port and a path; no user, query or fragment), got %q", "https://pi.example", g.PublicURL)
+	}
 	hb := &g.Heartbeat
 	iOK := p.atLeast("gateway.heartbeat.interval", hb.Interval, minHeartbeat, at)
 	tOK := p.atLeast("gateway.heartbeat.timeout", hb.Timeout, minHeartbeat, at)
@@ -284,6 +295,39 @@ func validOrigin(o string) bool {
 	return u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" && !strings.HasSuffix(o, "#")
 }
 
+// validHostName reports whether h is a DNS name (letters, digits, - and
+// . labels) or an IP address (an IPv6 one with or without brackets).
+func validHostName(h string) bool {
+	if ip := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"); net.ParseIP(ip) != nil {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validPublicURL reports whether u is an http:// or https:// URL with a
+// host and nothing but a path after it.
+func validPublicURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || !validHostName(u.Hostname()) {
+		return false
+	}
+	return u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" && !strings.ContainsAny(s, "?#")
+}
+
 func (p *parser) checkAuth(a *Auth) {
 	al := p.line("auth", 1)
 	if p.present("auth.secret") && p.present("auth.secret_file") {
@@ -311,8 +355,13 @@ func (p *parser) checkAuth(a *Auth) {
 			}
 		}
 		if p.need(item+".key", k.Key, k.Line, "give the key clients present (a long random string)") {
-			if len(k.Key) < MinSecretBytes {
+			switch {
+			case strings.Contains(strings.ToUpper(k.Key), "CHANGE-ME"):
+				p.errorf(p.line(item+".key", k.Line), item+".key", "still the example's placeholder; replace it with a long random string, e.g. the output of: openssl rand -hex 24 (scripts/install.sh does it for a new config)")
+			case len(k.Key) < MinSecretBytes:
 				p.errorf(p.line(item+".key", k.Line), item+".key", "too short (%d characters) to be safe against guessing; use at least %d, e.g. the output of: head -c 24 /dev/urandom | base64", len(k.Key), MinSecretBytes)
+			case strings.Count(k.Key, k.Key[:1]) == len(k.Key):
+				p.errorf(p.line(item+".key", k.Line), item+".key", "one character repeated is guessed at once; use a long random string, e.g. the output of: openssl rand -hex 24")
 			}
 			if o, dup := keys[k.Key]; dup {
 				p.fieldf(item+".key", k.Line, "the same key as %s; every key must be different", o)
@@ -323,6 +372,9 @@ func (p *parser) checkAuth(a *Auth) {
 		if p.need(item+".role", k.Role, k.Line, "use viewer or operator") {
 			p.oneOf(item+".role", k.Role, k.Line, protocol.RoleViewer, protocol.RoleOperator)
 		}
+	}
+	if p.use("auth.max_token_ttl") && a.MaxTokenTTL < Duration(MinTokenTTL) {
+		p.fieldf("auth.max_token_ttl", al, "must be at least %v (the dashboard's socket tokens live that long), got %v (default %v)", Duration(MinTokenTTL), a.MaxTokenTTL, Duration(DefaultMaxTokenTTL))
 	}
 	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") &&
 		a.Secret == "" && a.SecretFile == "" && len(a.Keys) == 0 {
@@ -382,17 +434,6 @@ func normPin(pin string) string {
 	return p
 }
 
-// normBus makes /dev/i2c-1, I2C1 and 1 the same bus.
-func normBus(bus string) string {
-	b := strings.TrimSpace(bus)
-	for _, prefix := range []string{"/dev/i2c-", "I2C", "i2c"} {
-		if rest, ok := strings.CutPrefix(b, prefix); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return rest
-		}
-	}
-	return b
-}
-
 func (p *parser) usePin(item, name, pin string, line int, r *resources) {
 	path := item + ".pin"
 	key := normPin(pin)
@@ -430,18 +471,40 @@ func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config,
 	return true
 }
 
-// needChannel checks a required channel ≥ 1.
-func (p *parser) needChannel(item string, ch, line int, example string) bool {
-	path := item + ".channel"
+// needGiven checks that the required field path is in the file (its value
+// is the driver's to check); missing says what to write.
+func (p *parser) needGiven(path string, line int, missing string) bool {
 	if !p.use(path) {
 		return false
 	}
 	if !p.present(path) {
-		p.fieldf(path, line, "missing; give the relay's channel on the board, numbered from 1 (%s)", example)
+		p.fieldf(path, line, "missing; %s", missing)
 		return false
 	}
-	if ch < 1 {
-		p.fieldf(path, line, "channels are numbered from 1, got %d", ch)
+	return true
+}
+
+// needChannel checks that a required relay channel is given.
+func (p *parser) needChannel(item string, line int, example string) bool {
+	return p.needGiven(item+".channel", line, "give the relay's channel on the board, numbered from 1 ("+example+")")
+}
+
+// needFor is need for a field that the driver requires: what to write is
+// the driver's own word on the field left empty.
+func (p *parser) needFor(item, field, value string, line int, problems map[string]string) bool {
+	return p.need(item+"."+field, value, line, problems[field])
+}
+
+// rule reports the problem the driver's own check (its options' Validate,
+// as drivers.FieldProblems lists them) found with field of item, if the
+// field could be decoded. It reports whether the field can be used.
+func (p *parser) rule(item, field string, line int, problems map[string]string) bool {
+	path := item + "." + field
+	if !p.use(path) {
+		return false
+	}
+	if problem, bad := problems[field]; bad {
+		p.fieldf(path, line, "%s", problem)
 		return false
 	}
 	return true
@@ -456,21 +519,9 @@ func (p *parser) useChannel(item, name, what string, ch, line int, r *resources)
 	r.channels[key] = owner{item, name, p.line(item+".channel", line)}
 }
 
-// needAddress checks a required 7-bit I2C address.
-func (p *parser) needAddress(item string, addr, line int, example string) bool {
-	path := item + ".address"
-	if !p.use(path) {
-		return false
-	}
-	if !p.present(path) {
-		p.fieldf(path, line, "missing; give the chip's I2C address, e.g. %s", example)
-		return false
-	}
-	if addr < 0x03 || addr > 0x77 {
-		p.fieldf(path, line, "%#x is not a 7-bit I2C device address (0x03 to 0x77)", addr)
-		return false
-	}
-	return true
+// needAddress checks that a required I2C address is given.
+func (p *parser) needAddress(item string, line int, example string) bool {
+	return p.needGiven(item+".address", line, "give the chip's I2C address, e.g. "+example)
 }
 
 func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
@@ -503,16 +554,19 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 		}
 		switch x.Driver {
 		case DriverGPIO:
-			if p.need(item+".pin", x.Pin, x.Line, "a gpio relay needs the pin it drives, e.g. pin: GPIO17") {
+			rules := drivers.FieldProblems(x.GPIOOpts().Validate())
+			if p.needFor(item, "pin", x.Pin, x.Line, rules) {
 				p.usePin(item, x.Name, x.Pin, x.Line, r)
 			}
 		case DriverSerialBoard:
-			okDev := p.need(item+".device", x.Device, x.Line, "a serial-board relay needs the name of its board in devices, e.g. device: board") &&
+			rules := drivers.FieldProblems(x.BoardOpts().Validate())
+			okDev := p.needFor(item, "device", x.Device, x.Line, rules) &&
 				p.needDevice(item, "relay", DriverSerialBoard, x.Device, x.Line, c, devs)
-			if p.needChannel(item, x.Channel, x.Line, "channel: 1") && okDev {
+			if p.needChannel(item, x.Line, "channel: 1") && p.rule(item, "channel", x.Line, rules) && okDev {
 				p.useChannel(item, x.Name, fmt.Sprintf("device %q", x.Device), x.Channel, x.Line, r)
 			}
 		case DriverUSBRelay:
+			rules := drivers.FieldProblems(x.USBOpts().Validate())
 			port := ""
 			switch {
 			case p.present(item+".port") && p.present(item+".device"):
@@ -531,25 +585,17 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 					}
 				}
 			}
-			if p.needChannel(item, x.Channel, x.Line, "channel: 1") {
-				if x.Channel > USBRelayChannels {
-					p.fieldf(item+".channel", x.Line, "LCUS USB relay modules have channels 1 to %d, got %d", USBRelayChannels, x.Channel)
-				} else if port != "" {
-					p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
-				}
+			if p.needChannel(item, x.Line, "channel: 1") && p.rule(item, "channel", x.Line, rules) && port != "" {
+				p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
 			}
 		case DriverI2CRelay:
+			rules := drivers.FieldProblems(x.I2COpts().Validate())
 			okBus := p.need(item+".bus", x.Bus, x.Line, "an i2c-relay relay needs its I2C bus, e.g. bus: /dev/i2c-1")
-			okAddr := p.needAddress(item, x.Address, x.Line, "address: 0x20")
-			okChip := p.need(item+".chip", x.Chip, x.Line, "use one of: pcf8574, mcp23017") &&
-				p.oneOf(item+".chip", x.Chip, x.Line, ChipPCF8574, ChipMCP23017)
-			okCh := p.needChannel(item, x.Channel, x.Line, "channel: 1 for P0 or GPA0")
-			if okCh && okChip && x.Channel > ChipChannels(x.Chip) {
-				p.fieldf(item+".channel", x.Line, "a %s has channels 1 to %d, got %d", x.Chip, ChipChannels(x.Chip), x.Channel)
-				okCh = false
-			}
+			okAddr := p.needAddress(item, x.Line, "address: 0x20") && p.rule(item, "address", x.Line, rules)
+			okChip := p.need(item+".chip", x.Chip, x.Line, "use one of: pcf8574, mcp23017") && p.rule(item, "chip", x.Line, rules)
+			okCh := p.needChannel(item, x.Line, "channel: 1 for P0 or GPA0") && p.rule(item, "channel", x.Line, rules)
 			if okBus && okAddr && okChip {
-				key := normBus(x.Bus) + "\x00" + strconv.Itoa(x.Address)
+				key := i2cbus.Key(x.Bus) + "\x00" + strconv.Itoa(x.Address)
 				ch := r.i2c[key]
 				switch {
 				case ch == nil:
@@ -616,14 +662,11 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 		}
 		switch s.Driver {
 		case DriverBME280:
+			rules := drivers.FieldProblems(s.BME280Opts().Validate())
 			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
-			okAddr := p.needAddress(item, s.Address, s.Line, "address: 0x76")
-			if okAddr && s.Address != 0x76 && s.Address != 0x77 {
-				p.fieldf(item+".address", s.Line, "a bme280 answers at 0x76 or 0x77, got %#x", s.Address)
-				okAddr = false
-			}
+			okAddr := p.needAddress(item, s.Line, "address: 0x76") && p.rule(item, "address", s.Line, rules)
 			if okBus && okAddr {
-				key := normBus(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
 				if ch := r.i2c[key]; ch != nil {
 					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
 				} else {
@@ -631,15 +674,14 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 				}
 			}
 		case DriverGPIOInput:
-			if p.need(item+".pin", s.Pin, s.Line, "a gpio-input sensor needs the pin it reads, e.g. pin: GPIO27") {
+			rules := drivers.FieldProblems(s.GPIOInputOpts().Validate())
+			if p.needFor(item, "pin", s.Pin, s.Line, rules) {
 				p.usePin(item, s.Name, s.Pin, s.Line, r)
 			}
-			p.oneOf(item+".pull", s.Pull, s.Line, "up", "down", "none")
-			if p.use(item+".debounce") && s.Debounce < 0 {
-				p.fieldf(item+".debounce", s.Line, "must not be negative, got %v", s.Debounce)
-			}
+			p.rule(item, "pull", s.Line, rules)
+			p.rule(item, "debounce", s.Line, rules)
 		case DriverSerialBoard:
-			if p.need(item+".device", s.Device, s.Line, "a serial-board sensor needs the name of its board in devices, e.g. device: board") &&
+			if p.needFor(item, "device", s.Device, s.Line, drivers.FieldProblems(s.BoardOpts().Validate())) &&
 				p.needDevice(item, "sensor", DriverSerialBoard, s.Device, s.Line, c, devs) {
 				if o, dup := boards[s.Device]; dup {
 					p.fieldf(item+".device", s.Line, "board %q is already read by %s; one sensor entry reads all of a board's values", s.Device, o)
@@ -648,9 +690,19 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 				}
 			}
 		case DriverSimWave:
-			p.atLeast(item+".period", s.Period, minTick, s.Line)
+			p.rule(item, "period", s.Line, drivers.FieldProblems(s.SimWaveOpts().Validate()))
 		}
 	}
+}
+
+// isLoopbackHost reports whether host names this machine: localhost or a
+// loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (p *parser) checkUpstream(u *Upstream) {
@@ -664,6 +716,8 @@ func (p *parser) checkUpstream(u *Upstream) {
 			p.fieldf("upstream.url", ul, "want a ws:// or wss:// URL such as wss://backend.example/ingest, got scheme %q", pu.Scheme)
 		case pu.Host == "" || pu.Hostname() == "":
 			p.fieldf("upstream.url", ul, "the URL has no host; want one such as wss://backend.example/ingest")
+		case pu.Scheme == "ws" && !isLoopbackHost(pu.Hostname()) && !u.Insecure:
+			p.fieldf("upstream.url", ul, "ws:// to %s would send the uplink's token and every relay command unencrypted, and anyone on the way could pose as the backend; use wss://, or set upstream.insecure: true on a network you trust", pu.Hostname())
 		}
 	}
 	if p.present("upstream.token") && p.present("upstream.token_file") {

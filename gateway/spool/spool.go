@@ -9,9 +9,12 @@
 //	u32 length of data | u32 CRC32C of (seq, data) | u64 seq | data
 //
 // all little-endian. Records are strictly increasing in seq across the whole
-// log. Open scans every segment, and cuts a segment at its first record that
-// is incomplete or fails its checksum (a torn write at a crash): that record
-// and anything after it in the segment are logged and truncated away.
+// log. Open scans every segment (recover.go): a record that is incomplete,
+// fails its checksum or is out of order is logged and skipped, the scan
+// resynchronising on the next valid record, so the records after it are
+// kept; damage that no valid record follows (a torn write at a crash) is
+// truncated away. Seqs from file names and the acked file are checked
+// against the records.
 //
 // The newest segment is never removed, so the highest seq ever stored (or the
 // first seq of an empty newest segment, less one) survives a restart: seq
@@ -41,9 +44,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/fileutil"
@@ -119,6 +122,10 @@ type Options struct {
 	// behind (default 65536); past it the oldest are dropped and counted.
 	MaxPending int
 	Logger     *slog.Logger
+
+	// write writes to a segment file (f.Write when nil): tests inject
+	// errors here, a full disk for one.
+	write func(f *os.File, b []byte) (int, error)
 }
 
 // Record is one stored record. Data returned by Read is only valid until
@@ -139,14 +146,19 @@ type Stats struct {
 	AckedSeq   uint64
 	Dropped    uint64 // records lost to the size bound or the pending bound
 	Recovered  uint64 // torn or corrupt records cut away at Open
+	Corrupt    uint64 // of those, corrupt records skipped (see recover.go)
+	// Error is why the buffer cannot write (a full disk, say) while that
+	// lasts, with what to do; empty once a write succeeds again.
+	Error string
 }
 
 type segment struct {
-	first uint64 // from the file name; records have seq ≥ first
-	last  uint64 // highest seq in it, 0 when empty
-	count uint64
-	size  int64
-	path  string
+	first    uint64 // from the file name; records have seq ≥ first
+	firstRec uint64 // lowest seq in it, 0 when empty
+	last     uint64 // highest seq in it, 0 when empty
+	count    uint64
+	size     int64
+	path     string
 }
 
 // Spool is a durable log of records. Add, Stats and Ack may be called from
@@ -174,8 +186,18 @@ type Spool struct {
 	rd       reader
 	wbuf     []byte
 
+	// I/O trouble: the last write or sync error until one succeeds, since
+	// when, and when it was last logged.
+	ioErr       error
+	ioErrSince  time.Time
+	ioErrLogged time.Time
+	// tornTail: a failed write may have left part of a record after the
+	// active segment's size, and truncating it away failed too.
+	tornTail bool
+
 	dropped   atomic.Uint64
 	recovered uint64
+	corrupt   uint64
 	notify    chan struct{}
 
 	stop chan struct{}
@@ -231,149 +253,6 @@ func Open(opts Options) (*Spool, error) {
 	}
 	go s.run()
 	return s, nil
-}
-
-// recover loads the segments, cuts torn tails and opens the newest for
-// appending.
-func (s *Spool) recover() error {
-	entries, err := os.ReadDir(s.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("spool: read %s: %w", s.opts.Dir, err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			os.Remove(filepath.Join(s.opts.Dir, name)) // an interrupted ack write
-			continue
-		}
-		if !strings.HasSuffix(name, segSuffix) || !e.Type().IsRegular() {
-			continue
-		}
-		first, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
-		if err != nil || first == 0 {
-			s.log.Warn("spool: ignoring a file that is not a segment", "file", filepath.Join(s.opts.Dir, name))
-			continue
-		}
-		s.segs = append(s.segs, &segment{first: first, path: filepath.Join(s.opts.Dir, name)})
-	}
-	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].first < s.segs[j].first })
-	if b, err := os.ReadFile(filepath.Join(s.opts.Dir, ackedFile)); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			s.acked, s.ackSaved = v, v
-		}
-	}
-	var prev uint64
-	for _, seg := range s.segs {
-		if err := s.scan(seg, prev); err != nil {
-			return err
-		}
-		if seg.last != 0 {
-			prev = seg.last
-		} else {
-			prev = max(prev, seg.first-1)
-		}
-		s.bytes += seg.size
-	}
-	s.written = prev
-	s.durable = prev
-	s.pendLast = max(prev, s.acked)
-	if s.acked > prev {
-		// Everything stored was acknowledged and trimmed: continue after it.
-		s.written, s.durable = s.acked, s.acked
-	}
-	if len(s.segs) == 0 {
-		return s.roll(s.pendLast + 1)
-	}
-	last := s.segs[len(s.segs)-1]
-	f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return fmt.Errorf("spool: open %s: %w", last.path, err)
-	}
-	s.active = f
-	if s.opts.Fsync != FsyncNever {
-		// What the last run wrote may still be only in the page cache;
-		// it is about to be sent, so make it durable first.
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("spool: fsync %s: %w", last.path, err)
-		}
-	}
-	if s.recovered > 0 {
-		s.log.Warn("spool: recovered after an unclean stop", "dir", s.opts.Dir, "records_cut", s.recovered, "last_seq", s.pendLast)
-	}
-	s.trimLocked()
-	return nil
-}
-
-// scan reads a segment's records, checks their framing, checksum and
-// order, and truncates the segment at the first bad one.
-func (s *Spool) scan(seg *segment, prev uint64) error {
-	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("spool: open %s: %w", seg.path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("spool: stat %s: %w", seg.path, err)
-	}
-	size := fi.Size()
-	var off int64
-	var hdr [HeaderSize]byte
-	var data []byte
-	problem := ""
-	for off < size {
-		if size-off < HeaderSize {
-			problem = fmt.Sprintf("a torn record header (%d of %d bytes)", size-off, HeaderSize)
-			break
-		}
-		if _, err := f.ReadAt(hdr[:], off); err != nil {
-			return fmt.Errorf("spool: read %s: %w", seg.path, err)
-		}
-		n := int64(binary.LittleEndian.Uint32(hdr[0:]))
-		sum := binary.LittleEndian.Uint32(hdr[4:])
-		seq := binary.LittleEndian.Uint64(hdr[8:])
-		if n > MaxRecordBytes {
-			problem = fmt.Sprintf("a record length of %d bytes, over the %d limit", n, MaxRecordBytes)
-			break
-		}
-		if size-off-HeaderSize < n {
-			problem = fmt.Sprintf("a torn record (%d of %d data bytes)", size-off-HeaderSize, n)
-			break
-		}
-		if int64(cap(data)) < n {
-			data = make([]byte, n)
-		}
-		data = data[:n]
-		if _, err := f.ReadAt(data, off+HeaderSize); err != nil {
-			return fmt.Errorf("spool: read %s: %w", seg.path, err)
-		}
-		if checksum(hdr[8:16], data) != sum {
-			problem = "a record whose CRC32C does not match"
-			break
-		}
-		if seq <= prev || seq < seg.first {
-			problem = fmt.Sprintf("seq %d out of order (after %d)", seq, prev)
-			break
-		}
-		prev = seq
-		seg.last = seq
-		seg.count++
-		off += HeaderSize + n
-	}
-	if problem != "" {
-		s.recovered++
-		s.log.Warn("spool: skipping the rest of a segment: it ends in "+problem+"; truncating it away",
-			"segment", seg.path, "offset", off, "bytes_cut", size-off)
-		if err := f.Truncate(off); err != nil {
-			return fmt.Errorf("spool: truncate %s at %d: %w (remove the file to start over)", seg.path, off, err)
-		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("spool: sync %s: %w", seg.path, err)
-		}
-		size = off
-	}
-	seg.size = size
-	return nil
 }
 
 func checksum(seq []byte, data []byte) uint32 {
@@ -436,25 +315,70 @@ func (s *Spool) run() {
 	defer retry.Stop()
 	var data []byte
 	var recs []Record
+	failing := false
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
+			if failing {
+				// The disk refused the last write: new samples wait in
+				// memory for the retry rather than each trying again.
+				continue
+			}
 		case <-retry.C:
 		case <-tick:
-			if err := s.Sync(); err != nil {
-				s.log.Error("spool: sync failed", "dir", s.opts.Dir, "err", err)
-			}
+			s.Sync() // an error is logged and shown in Stats by noteIOLocked
 			continue
 		}
 		var err error
 		data, recs, err = s.writePending(data, recs)
-		if err != nil {
-			s.log.Error("spool: write failed; samples wait in memory and are retried", "dir", s.opts.Dir, "err", err)
-			retry.Reset(time.Second)
+		failing = err != nil
+		if failing {
+			retry.Reset(retryInterval)
 		}
 	}
+}
+
+// retryInterval is how often a write the disk refused is tried again.
+const retryInterval = time.Second
+
+// ioErrLogEvery is how often a lasting write error is logged again.
+const ioErrLogEvery = time.Minute
+
+// noteIOLocked keeps the outcome of a write or sync for Stats and logs the
+// changes: the first error (again every ioErrLogEvery while it lasts) and
+// the first success after errors.
+func (s *Spool) noteIOLocked(err error) {
+	now := time.Now()
+	if err == nil {
+		if s.ioErr != nil {
+			s.log.Warn("spool: writing to the buffer again", "dir", s.opts.Dir,
+				"failed_for", now.Sub(s.ioErrSince).Round(time.Millisecond).String(), "dropped_total", s.dropped.Load())
+			s.ioErr = nil
+		}
+		return
+	}
+	if s.ioErr == nil {
+		s.ioErrSince = now
+	}
+	if s.ioErr == nil || now.Sub(s.ioErrLogged) >= ioErrLogEvery {
+		s.log.Error("spool: cannot write the buffer; samples wait in memory (past the pending bound the oldest are dropped and counted) and the write is retried every second",
+			"dir", s.opts.Dir, "err", err, "hint", ioHint(err), "dropped_total", s.dropped.Load())
+		s.ioErrLogged = now
+	}
+	s.ioErr = err
+}
+
+// ioHint says what to do about a write error.
+func ioHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "the data directory's file system is full: free space on it; writing resumes by itself"
+	case errors.Is(err, syscall.EROFS):
+		return "the data directory's file system is read-only: remount it read-write; writing resumes by itself"
+	}
+	return "check the data directory and its disk; writing resumes by itself once it works"
 }
 
 // writePending moves the pending records to disk. On failure they are put
@@ -521,18 +445,30 @@ func (s *Spool) Append(recs []Record) error {
 	var last, count uint64 // of the records in buf
 	// commit writes buf to the active segment.
 	commit := func() error {
+		seg := s.segs[len(s.segs)-1]
+		if s.tornTail { // before anything is appended or the segment sealed
+			if err := s.active.Truncate(seg.size); err != nil {
+				err = fmt.Errorf("spool: truncate %s: %w", seg.path, err)
+				s.noteIOLocked(err)
+				return err
+			}
+			s.tornTail = false
+		}
 		if len(buf) == 0 {
 			return nil
 		}
-		seg := s.segs[len(s.segs)-1]
-		n, err := s.active.Write(buf)
+		n, err := s.writeLocked(buf)
 		if err != nil {
-			// A partial record would break the framing: cut it off.
-			if n > 0 {
-				s.active.Truncate(seg.size)
+			// A partial record would break the framing: cut it off
+			// (before the next write, if that fails now).
+			if n > 0 && s.active.Truncate(seg.size) != nil {
+				s.tornTail = true
 			}
-			return fmt.Errorf("spool: write %s: %w", seg.path, err)
+			err = fmt.Errorf("spool: write %s: %w", seg.path, err)
+			s.noteIOLocked(err)
+			return err
 		}
+		s.noteIOLocked(nil)
 		seg.size += int64(n)
 		s.bytes += int64(n)
 		seg.last, seg.count = last, seg.count+count
@@ -552,6 +488,7 @@ func (s *Spool) Append(recs []Record) error {
 				return err
 			}
 			if err := s.roll(r.Seq); err != nil {
+				s.noteIOLocked(err)
 				s.wbuf = buf[:0]
 				return err
 			}
@@ -582,6 +519,14 @@ func (s *Spool) Append(recs []Record) error {
 	}
 	s.trimLocked()
 	return nil
+}
+
+// writeLocked writes b to the active segment.
+func (s *Spool) writeLocked(b []byte) (int, error) {
+	if s.opts.write != nil {
+		return s.opts.write(s.active, b)
+	}
+	return s.active.Write(b)
 }
 
 // roll starts a new segment for records from first on and seals the active
@@ -623,9 +568,12 @@ func (s *Spool) syncLocked() error {
 	}
 	if s.unsynced {
 		if err := s.active.Sync(); err != nil {
-			return fmt.Errorf("spool: fsync %s: %w", s.segs[len(s.segs)-1].path, err)
+			err = fmt.Errorf("spool: fsync %s: %w", s.segs[len(s.segs)-1].path, err)
+			s.noteIOLocked(err)
+			return err
 		}
 		s.unsynced = false
+		s.noteIOLocked(nil)
 	}
 	s.setDurableLocked(s.written)
 	return nil
@@ -841,6 +789,10 @@ func (s *Spool) Stats() Stats {
 	st := Stats{
 		Bytes: s.bytes, Segments: len(s.segs), Pending: pending, LastSeq: last,
 		DurableSeq: s.durable, AckedSeq: s.acked, Dropped: s.dropped.Load(), Recovered: s.recovered,
+		Corrupt: s.corrupt,
+	}
+	if s.ioErr != nil {
+		st.Error = s.ioErr.Error() + " (" + ioHint(s.ioErr) + ")"
 	}
 	for _, seg := range s.segs {
 		switch {

@@ -93,9 +93,25 @@
     }
     if (r.status === 401) throw new SignedOut(body.error || "signed out");
     if (!r.ok) throw new Error(body.error || "token request failed: " + r.status);
-    if (body.auth && body.token) u.search = "?token=" + encodeURIComponent(body.token);
+    if (body.auth && body.token) {
+      u.search = "?token=" + encodeURIComponent(body.token);
+      $("signout").hidden = false;
+    }
     return u.href;
   }
+
+  // With auth on, a signed-in page offers to sign out: the gateway ends the
+  // session (POST auth/logout, its cookie stops working everywhere) and the
+  // page reloads signed out.
+  $("signout").addEventListener("click", async () => {
+    $("signout").disabled = true;
+    try {
+      await fetch(new URL("auth/logout", location.href), { method: "POST", cache: "no-store", credentials: "same-origin" });
+    } catch (e) {
+      // The reload below shows whether the session is still alive.
+    }
+    location.replace(new URL("./", location.href).href);
+  });
 
   // gatewayReachable asks /healthz, to tell a gateway that is down from one
   // that refuses the WebSocket (browsers do not show why a handshake failed).

@@ -2,27 +2,12 @@ package wsconn
 
 import (
 	"bytes"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/gateway/internal/wstest"
 	"github.com/gobwas/ws"
 )
-
-// recordConn is a net.Conn that records what is written to it and how many
-// Write calls it took.
-type recordConn struct {
-	net.Conn // nil: only the methods below are used
-	buf      bytes.Buffer
-	writes   int
-}
-
-func (r *recordConn) Write(p []byte) (int, error) {
-	r.writes++
-	return r.buf.Write(p)
-}
-func (r *recordConn) SetWriteDeadline(time.Time) error { return nil }
-func (r *recordConn) SetReadDeadline(time.Time) error  { return nil }
 
 // WriteMessages puts on the wire exactly the frames that one WriteMessage
 // per message would, in order, in one Write when they fit in maxBatch.
@@ -64,23 +49,23 @@ func TestWriteMessagesFramesLikeWriteMessage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			one := &recordConn{}
+			one := &wstest.RecordConn{}
 			c1 := New(one, nil, tc.cfg)
 			for _, m := range tc.msgs {
 				if err := c1.WriteMessage(m.Op, m.Data); err != nil {
 					t.Fatal(err)
 				}
 			}
-			batch := &recordConn{}
+			batch := &wstest.RecordConn{}
 			c2 := New(batch, nil, tc.cfg)
 			if err := c2.WriteMessages(tc.msgs); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(one.buf.Bytes(), batch.buf.Bytes()) {
-				t.Fatalf("batch wrote %d bytes unlike %d messages written one by one (%d bytes)", batch.buf.Len(), len(tc.msgs), one.buf.Len())
+			if !bytes.Equal(one.Buf.Bytes(), batch.Buf.Bytes()) {
+				t.Fatalf("batch wrote %d bytes unlike %d messages written one by one (%d bytes)", batch.Buf.Len(), len(tc.msgs), one.Buf.Len())
 			}
-			if batch.writes != tc.wantWrites {
-				t.Fatalf("batch took %d writes, want %d", batch.writes, tc.wantWrites)
+			if batch.Writes != tc.wantWrites {
+				t.Fatalf("batch took %d writes, want %d", batch.Writes, tc.wantWrites)
 			}
 		})
 	}
@@ -108,14 +93,14 @@ func TestWriteMessagesClientToServer(t *testing.T) {
 
 // After the closing handshake began, a batch is refused whole.
 func TestWriteMessagesAfterClose(t *testing.T) {
-	rc := &recordConn{}
+	rc := &wstest.RecordConn{}
 	c := New(rc, nil, Config{Client: true}) // a client: no CloseWrite needed
 	c.Close(ws.StatusNormalClosure, "")
-	n := rc.buf.Len()
+	n := rc.Buf.Len()
 	if err := c.WriteMessages([]Message{{ws.OpText, []byte("late")}}); err != ErrClosed {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
-	if rc.buf.Len() != n {
+	if rc.Buf.Len() != n {
 		t.Fatal("bytes written after the close frame")
 	}
 }

@@ -14,6 +14,13 @@
 // message). A server that reads with Next and Await (await.go) lets a quiet
 // connection's read buffers go back to a pool, and need not keep a
 // goroutine's deep stack for it.
+//
+// A server connection's writes have one owner, its Writer (writer.go): it
+// queues control frames and samples, batches them (writer_batch.go) and
+// decides which goroutine writes them. The samples it queues are the small
+// Sample interface (two encodings, a timestamp, Release) rather than a
+// type of the sensor hub, so that wsconn imports no producer of samples:
+// the hub's samples satisfy it, and the hub in turn knows no connection.
 package wsconn
 
 import (

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/gateway/internal/wstest"
 	"github.com/gobwas/ws"
 )
 
@@ -28,7 +29,7 @@ func readNumbered(t *testing.T, client net.Conn, want, n int) {
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(client)
 	for i := 0; i < want; i++ {
-		f, err := ws.ReadFrame(r)
+		f, err := wstest.ReadFrame(r)
 		if err != nil {
 			t.Fatalf("message %d of %d: %v", i, want, err)
 		}
@@ -140,11 +141,11 @@ func TestBacklogGoesFirst(t *testing.T) {
 			}
 			client.SetReadDeadline(time.Now().Add(10 * time.Second))
 			r := bufio.NewReader(client)
-			f, err := ws.ReadFrame(r)
+			f, err := wstest.ReadFrame(r)
 			if err != nil || !bytes.Equal(f.Payload, numbered(0, 300)) {
 				t.Fatalf("first frame: %v, %d bytes", err, len(f.Payload))
 			}
-			f, err = ws.ReadFrame(r)
+			f, err = wstest.ReadFrame(r)
 			want := map[string]ws.OpCode{"ping": ws.OpPing, "close": ws.OpClose}[next]
 			if err != nil || f.Header.OpCode != want {
 				t.Fatalf("second frame: %v %v, want %v", err, f.Header.OpCode, want)
@@ -179,13 +180,13 @@ func TestTryWriteRefuses(t *testing.T) {
 	}
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(client)
-	if f, err := ws.ReadFrame(r); err != nil || string(f.Payload) != "small" || f.Header.Rsv != 0 {
+	if f, err := wstest.ReadFrame(r); err != nil || string(f.Payload) != "small" || f.Header.Rsv != 0 {
 		t.Fatalf("first frame: %v %q rsv %d", err, f.Payload, f.Header.Rsv)
 	}
-	if f, err := ws.ReadFrame(r); err != nil || f.Header.OpCode != ws.OpClose {
+	if f, err := wstest.ReadFrame(r); err != nil || f.Header.OpCode != ws.OpClose {
 		t.Fatalf("second frame: %v %v", err, f.Header.OpCode)
 	}
-	if _, err := ws.ReadFrame(r); err != io.EOF {
+	if _, err := wstest.ReadFrame(r); err != io.EOF {
 		t.Fatalf("after the close frame: %v, want EOF", err)
 	}
 

@@ -19,6 +19,9 @@ import (
 type Flags struct {
 	Role string
 	TTL  time.Duration
+	// MaxTTL is the longest --ttl accepted (the gateway's
+	// auth.max_token_ttl); 0 means auth.DefaultMaxTTL.
+	MaxTTL time.Duration
 }
 
 // Register defines --role and --ttl (default one hour) on fs.
@@ -36,8 +39,17 @@ func (f *Flags) Check() error {
 		return fmt.Errorf("--role %q: want viewer or operator", f.Role)
 	case f.TTL <= 0:
 		return errors.New("--ttl must be positive, e.g. --ttl 1h")
+	case f.TTL > f.maxTTL():
+		return fmt.Errorf("--ttl %v is longer than the gateway accepts (auth.max_token_ttl: %v); ask for less, or raise auth.max_token_ttl in the gateway's configuration", f.TTL, f.maxTTL())
 	}
 	return nil
+}
+
+func (f *Flags) maxTTL() time.Duration {
+	if f.MaxTTL > 0 {
+		return f.MaxTTL
+	}
+	return auth.DefaultMaxTTL
 }
 
 // Print mints a token for the flags with secret, valid from now, and

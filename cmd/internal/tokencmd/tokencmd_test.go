@@ -70,3 +70,19 @@ func TestPrint(t *testing.T) {
 		t.Fatalf("short secret: %v, printed %q", err, out.String())
 	}
 }
+
+// --ttl is capped by auth.max_token_ttl (30 days unless configured).
+func TestMaxTTL(t *testing.T) {
+	if err := parse(t, "--role", "operator", "--ttl", "876000h").Check(); err == nil || !strings.Contains(err.Error(), "auth.max_token_ttl") {
+		t.Fatalf("100 years: %v", err)
+	}
+	if err := parse(t, "--role", "operator", "--ttl", "720h").Check(); err != nil {
+		t.Fatalf("30 days: %v", err)
+	}
+	f := parse(t, "--role", "viewer", "--ttl", "2h")
+	f.MaxTTL = time.Hour
+	var out bytes.Buffer
+	if err := f.Print(&out, secret, time.Now()); err == nil || out.Len() > 0 || !strings.Contains(err.Error(), "--ttl 2h0m0s is longer than the gateway accepts (auth.max_token_ttl: 1h0m0s)") {
+		t.Fatalf("over a configured cap: %v, printed %q", err, out.String())
+	}
+}

@@ -1,4 +1,4 @@
-package gateway
+package sensor
 
 import (
 	"context"
@@ -64,17 +64,18 @@ func (s *jitterSensor) Read(ctx context.Context, dst []float64) error {
 func TestSamplerKeepsItsRate(t *testing.T) {
 	var tries []string
 	for try := 0; try < 3; try++ {
-		h, d := testHub(1, 16)
+		h, d := testHub(1)
 		drv := &jitterSensor{interval: 2 * time.Millisecond}
 		d.drv = drv
-		h.metrics = newGatewayMetrics()
-		missed := h.metrics.samplerMissedTicks("dev")
-		h.start()
+		m := &testMetrics{}
+		h.metrics = m
+		missed := &m.missed
+		h.Start()
 		time.Sleep(50 * time.Millisecond)
 		r0, m0, t0 := drv.reads.Load(), missed.Get(), time.Now()
 		time.Sleep(600 * time.Millisecond)
 		r1, m1, t1 := drv.reads.Load(), missed.Get(), time.Now()
-		h.stop()
+		h.Stop()
 		due := float64(t1.Sub(t0)) / float64(drv.interval)
 		got := float64(r1 - r0)
 		if got >= 0.85*due {
@@ -104,14 +105,34 @@ func (s slowSensor) Read(ctx context.Context, dst []float64) error {
 	return nil
 }
 
-// A sampler slower than its interval loses ticks: they are counted on
-// /metrics, per device, instead of vanishing.
+// testMetrics counts a hub's missed ticks, of every device together.
+type testMetrics struct {
+	missed  tickCounter
+	devices []string // asked for a counter of missed ticks
+}
+
+type tickCounter struct{ n atomic.Int64 }
+
+func (c *tickCounter) Add(n int)  { c.n.Add(int64(n)) }
+func (c *tickCounter) Get() int64 { return c.n.Load() }
+
+func (m *testMetrics) Sampled()          {}
+func (m *testMetrics) ReadFailed(string) {}
+func (m *testMetrics) MissedTicks(device string) Counter {
+	m.devices = append(m.devices, device)
+	return &m.missed
+}
+
+// A sampler slower than its interval loses ticks: they are counted, per
+// device, instead of vanishing (on /metrics: gateway's
+// TestSensorMetricsExposed).
 func TestSamplerCountsMissedTicks(t *testing.T) {
-	h, d := testHub(1, 16)
+	h, d := testHub(1)
 	d.drv = slowSensor{interval: 5 * time.Millisecond}
-	h.metrics = newGatewayMetrics()
-	missed := h.metrics.samplerMissedTicks("dev") // the sampler's own counter
-	h.start()
+	m := &testMetrics{}
+	h.metrics = m
+	missed := &m.missed // the sampler's own counter
+	h.Start()
 	deadline := time.Now().Add(5 * time.Second)
 	for missed.Get() < 4 {
 		if time.Now().After(deadline) {
@@ -119,41 +140,8 @@ func TestSamplerCountsMissedTicks(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	h.stop()
-	var b strings.Builder
-	h.metrics.set.WritePrometheus(&b)
-	if !strings.Contains(b.String(), `edgegate_sampler_missed_ticks_total{device="dev"}`) {
-		t.Fatalf("metric not exposed:\n%s", b.String())
+	h.Stop()
+	if len(m.devices) != 1 || m.devices[0] != "dev" {
+		t.Fatalf("counters of missed ticks asked for %q, want the device's, once", m.devices)
 	}
-}
-
-// opTimeout cancels an operation that overruns, and a timeout that fires
-// as an operation ends never cancels the next one.
-func TestOpTimeout(t *testing.T) {
-	var to opTimeout
-	ctx := to.begin(5 * time.Millisecond)
-	select {
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("an operation past its timeout was not cancelled")
-	}
-	to.end()
-	for i := 0; i < 50; i++ {
-		// Timeouts about as long as the operations: some fire as they end.
-		ctx = to.begin(time.Duration(i%3) * time.Microsecond)
-		to.end()
-	}
-	ctx = to.begin(time.Hour)
-	time.Sleep(20 * time.Millisecond) // room for any stale callback to run
-	if ctx.Err() != nil {
-		t.Fatal("a stale timeout cancelled the next operation")
-	}
-	to.end()
-	ctx = to.begin(5 * time.Millisecond) // and timeouts still work after all that
-	select {
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a timeout was lost")
-	}
-	to.end()
 }

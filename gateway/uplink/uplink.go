@@ -1,4 +1,10 @@
-package gateway
+// Package uplink is the edge-uplink.v1 client: the gateway dials a backend,
+// streams every sample through an on-disk buffer (gateway/spool) in seq
+// order, forwards relay state events and sensor errors while connected,
+// and carries out the backend's relay requests with source uplink. It is a
+// subscriber of the sensor hub and of the relay service like any
+// WebSocket session.
+package uplink
 
 import (
 	"bytes"
@@ -18,6 +24,8 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/relay"
+	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/spool"
 	"github.com/edgegate/edgegate/gateway/wsconn"
 	"github.com/edgegate/edgegate/protocol"
@@ -48,14 +56,14 @@ const (
 
 // Uplink states, as /healthz shows them.
 const (
-	uplinkConnecting = "connecting"
-	uplinkConnected  = "connected"
-	uplinkBackoff    = "waiting_to_reconnect"
-	uplinkStopped    = "stopped"
+	StateConnecting = "connecting"
+	StateConnected  = "connected"
+	StateBackoff    = "waiting_to_reconnect"
+	StateStopped    = "stopped"
 )
 
-// UplinkMetrics are the uplink's counters, ready for /metrics.
-type UplinkMetrics struct {
+// Metrics are the uplink's counters, ready for /metrics.
+type Metrics struct {
 	State     string // connecting, connected, waiting_to_reconnect, stopped
 	LastError string
 	// Buffer: samples stored and not yet acknowledged, and its size.
@@ -74,6 +82,11 @@ type UplinkMetrics struct {
 	Dropped uint64
 	// Recovered counts torn or corrupt records cut away at start.
 	Recovered uint64
+	// Corrupt counts the corrupt records among them, skipped with the
+	// records after them kept; BufferError is why the buffer cannot write
+	// (a full disk), while that lasts.
+	Corrupt     uint64
+	BufferError string
 	// SamplesSent counts samples sent (resends included).
 	SamplesSent uint64
 	// EventsDropped counts sensor_error events not sent because the
@@ -81,18 +94,30 @@ type UplinkMetrics struct {
 	EventsDropped uint64
 }
 
-// uplink is the edge-uplink.v1 client: it dials the backend, streams the
+// Options configure an Uplink.
+type Options struct {
+	Upstream *config.Upstream
+	// Gateway is the gateway's configuration: its id, heartbeat and limits.
+	Gateway config.Gateway
+	Version string
+	DataDir string // the buffer goes in its uplink/ (required)
+	Relays  *relay.Service
+	Hub     *sensor.Hub
+	Logger  *slog.Logger
+}
+
+// Uplink is the edge-uplink.v1 client: it dials the backend, streams the
 // samples from its durable buffer in seq order, forwards relay state events
 // and sensor errors while connected, and carries out relay requests from
 // the backend with source uplink.
-type uplink struct {
-	g       *Gateway
-	log     *slog.Logger
-	url     string
-	shown   string // url with any password redacted, for logs and health
-	up      *config.Upstream
-	spool   *spool.Spool
-	catalog []protocol.SensorInfo
+type Uplink struct {
+	opts  Options
+	log   *slog.Logger
+	url   string
+	shown string // url without credentials, query or fragment (shownURL), for logs and health
+	up    *config.Upstream
+	spool *spool.Spool
+	sub   sensor.Subscription // of every sensor: the hub's samples and errors
 
 	cur atomic.Pointer[uplinkSession] // the live session, if any
 
@@ -109,9 +134,15 @@ type uplink struct {
 	done   chan struct{}
 }
 
-// newUplink opens the buffer in the data dir. The hub's seq is then to
-// continue after u.spool.LastSeq().
-func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger) (*uplink, error) {
+// New opens the buffer in the data dir and subscribes to every sensor of
+// the hub, whose seq it makes continue after the last sample buffered: call
+// it before the hub starts. Start dials.
+func New(o Options) (*Uplink, error) {
+	up, dataDir, log := o.Upstream, o.DataDir, o.Logger
+	if log == nil {
+		log = slog.Default()
+		o.Logger = log
+	}
 	if dataDir == "" {
 		return nil, errors.New("upstream needs a data directory for its buffer (run with --data-dir DIR)")
 	}
@@ -123,6 +154,9 @@ func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
+	if up.Insecure && pu.Scheme == "ws" {
+		log.Warn("upstream.insecure: the uplink's token and relay commands travel unencrypted; anyone on the network path can read them or pose as the backend", "url", shownURL(pu))
+	}
 	sp, err := spool.Open(spool.Options{
 		Dir: filepath.Join(dataDir, spoolDir), MaxBytes: int64(up.BufferMaxBytes), Fsync: policy,
 		Logger: log.With("component", "uplink"),
@@ -130,40 +164,66 @@ func newUplink(g *Gateway, dataDir string, up *config.Upstream, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("upstream buffer: %w (move the directory aside to start with an empty buffer)", err)
 	}
-	u := &uplink{g: g, log: log.With("component", "uplink"), url: up.URL, shown: pu.Redacted(), up: up, spool: sp, state: uplinkConnecting}
+	u := &Uplink{opts: o, log: log.With("component", "uplink"), url: up.URL, shown: shownURL(pu), up: up, spool: sp, state: StateConnecting}
 	st := sp.Stats()
 	u.sent.Store(st.AckedSeq)
 	if st.Depth > 0 || st.Recovered > 0 {
 		u.log.Info("uplink buffer opened", "samples_waiting", st.Depth, "last_seq", st.LastSeq, "acked_seq", st.AckedSeq, "bytes", st.Bytes)
 	}
+	if o.Hub != nil {
+		o.Hub.StartSeqAfter(sp.LastSeq()) // seq continues across restarts
+		u.subscribe(o.Hub)
+	}
 	return u, nil
 }
 
-// tap is the hub's hook, called under the hub's lock for every sample
-// (seq > 0) and sensor_error (seq 0). It never blocks: samples go to the
-// buffer's memory queue, errors to the live session's queue, if any.
-func (u *uplink) tap(seq uint64, msg []byte) {
-	if seq > 0 {
-		u.spool.Add(seq, msg)
-		return
-	}
-	if s := u.cur.Load(); s != nil {
-		s.push(msg, true)
-	}
+// shownURL is u as logs, /healthz and /metrics show it: scheme, host and
+// path only. Userinfo, the query (where a ?token= would be) and the
+// fragment are left out, whatever they hold.
+func shownURL(u *url.URL) string {
+	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return v.String()
 }
 
-// start runs the connect loop until stop.
-func (u *uplink) start(catalog []protocol.SensorInfo) {
-	u.catalog = catalog
+// subscribe makes the uplink a subscriber of every sensor of h, before
+// h starts.
+func (u *Uplink) subscribe(h *sensor.Hub) {
+	u.sub.Subscriber = (*sampleSink)(u)
+	all, _ := h.Match([]string{"*"})
+	h.Subscribe(&u.sub, all, sensor.Options{})
+}
+
+// sampleSink is the uplink as the hub's subscriber.
+type sampleSink Uplink
+
+// Queue is the hub's hand-off of every sample and sensor_error, called
+// under the hub's lock and in seq order. It never blocks: samples go to
+// the buffer's memory queue, errors to the live session's queue, if any.
+func (u *sampleSink) Queue(smp *sensor.Sample, _ bool) bool {
+	if !smp.IsError() {
+		u.spool.Add(smp.Seq(), smp.Text())
+	} else if s := u.cur.Load(); s != nil {
+		s.push(smp.Text(), true)
+	}
+	smp.Release()
+	return false
+}
+
+// Deliver and Purge are never called: Queue keeps nothing.
+func (u *sampleSink) Deliver(bool)                      {}
+func (u *sampleSink) Purge(func(s *sensor.Sample) bool) {}
+
+// Start runs the connect loop until Stop.
+func (u *Uplink) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	u.cancel = cancel
 	u.done = make(chan struct{})
 	go u.run(ctx)
 }
 
-// stop ends the session (sending what events are queued and a close 1001,
+// Stop ends the session (sending what events are queued and a close 1001,
 // within ctx) and closes the buffer after writing what is pending.
-func (u *uplink) stop(ctx context.Context) {
+func (u *Uplink) Stop(ctx context.Context) {
 	if u.cancel != nil {
 		u.cancel()
 		select {
@@ -178,10 +238,10 @@ func (u *uplink) stop(ctx context.Context) {
 	if err := u.spool.Close(); err != nil {
 		u.log.Error("uplink buffer close", "err", err)
 	}
-	u.setState(uplinkStopped, "")
+	u.setState(StateStopped, "")
 }
 
-func (u *uplink) setState(state, lastErr string) {
+func (u *Uplink) setState(state, lastErr string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.state = state
@@ -190,11 +250,11 @@ func (u *uplink) setState(state, lastErr string) {
 	}
 }
 
-func (u *uplink) run(ctx context.Context) {
+func (u *Uplink) run(ctx context.Context) {
 	defer close(u.done)
 	attempt := 0
 	for {
-		u.setState(uplinkConnecting, "")
+		u.setState(StateConnecting, "")
 		c, err := u.dial(ctx)
 		if ctx.Err() != nil {
 			if c != nil {
@@ -203,7 +263,7 @@ func (u *uplink) run(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			u.setState(uplinkConnected, "")
+			u.setState(StateConnected, "")
 			u.log.Info("uplink connected", "url", u.shown, "acked_seq", u.spool.Stats().AckedSeq)
 			began := time.Now()
 			err = u.session(ctx, c)
@@ -219,7 +279,7 @@ func (u *uplink) run(ctx context.Context) {
 		u.mu.Unlock()
 		wait := backoff(attempt)
 		attempt++
-		u.setState(uplinkBackoff, err.Error())
+		u.setState(StateBackoff, err.Error())
 		u.log.Warn("uplink down; retrying", "url", u.shown, "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -241,7 +301,7 @@ func backoff(attempt int) time.Duration {
 
 // token returns the bearer token: inline, or read from token_file at each
 // dial (so that a rotated file is picked up). It is never logged.
-func (u *uplink) token() (string, error) {
+func (u *Uplink) token() (string, error) {
 	if u.up.TokenFile == "" {
 		return u.up.Token, nil
 	}
@@ -257,7 +317,7 @@ func (u *uplink) token() (string, error) {
 }
 
 // dial connects to the backend, offering edge-uplink.v1 and requiring it.
-func (u *uplink) dial(ctx context.Context) (*wsconn.Conn, error) {
+func (u *Uplink) dial(ctx context.Context) (*wsconn.Conn, error) {
 	tok, err := u.token()
 	if err != nil {
 		return nil, err
@@ -294,7 +354,7 @@ func (u *uplink) dial(ctx context.Context) (*wsconn.Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("the backend at %s did not select the %s subprotocol (it chose %q); is upstream.url an edgegate uplink endpoint?", u.shown, protocol.EdgeUplinkV1, hs.Protocol)
 	}
-	cfg := u.g.cfg.Gateway
+	cfg := u.opts.Gateway
 	return wsconn.New(nc, br, wsconn.Config{
 		Client:          true,
 		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
@@ -305,9 +365,9 @@ func (u *uplink) dial(ctx context.Context) (*wsconn.Conn, error) {
 
 // uplinkSession is one connection to the backend.
 type uplinkSession struct {
-	u      *uplink
+	u      *Uplink
 	c      *wsconn.Conn
-	ops    relayRequests
+	ops    relay.Requests
 	notify chan struct{} // capacity 1: live messages queued or an ack arrived
 
 	mu      sync.Mutex
@@ -342,30 +402,28 @@ func (s *uplinkSession) wake() {
 	}
 }
 
-// relayEvent is the relay service's sink: every state change while connected.
-func (s *uplinkSession) relayEvent(ev sharedEvent) { s.push(ev.data, false) }
+// RelayEvent is the relay service's subscriber: every state change while
+// connected.
+func (s *uplinkSession) RelayEvent(ev relay.Event) { s.push(ev.Data, false) }
 
 func (s *uplinkSession) reply(encode func([]byte) []byte) { s.push(encode(nil), false) }
 
 // session runs one connection: hello, then samples from the buffer, live
 // messages, pings, until the connection ends or ctx is cancelled.
-func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
+func (u *Uplink) session(ctx context.Context, c *wsconn.Conn) error {
 	s := &uplinkSession{u: u, c: c, notify: make(chan struct{}, 1)}
-	s.ops = relayRequests{rs: u.g.relays, role: protocol.RoleOperator, source: protocol.SourceUplink, reply: s.reply,
-		who: "upstream backend", remote: u.shown, log: u.g.log}
+	s.ops = relay.Requests{Service: u.opts.Relays, Role: protocol.RoleOperator, Source: protocol.SourceUplink, Reply: s.reply,
+		Who: "upstream backend", Remote: u.shown, Log: u.opts.Logger}
 
 	// Subscribe to relay changes and queue hello in one step, so that the
 	// backend gets every change after the states hello carries.
-	rs := u.g.relays
-	rs.mu.Lock()
-	rs.sinks[s] = struct{}{}
-	relays := rs.snapshotLocked(nil)
-	s.live = append(s.live, u.appendHello(nil, relays))
-	rs.mu.Unlock()
+	unsubscribe := u.opts.Relays.Subscribe(s, func(relays []protocol.RelayInfo) {
+		s.live = append(s.live, u.appendHello(nil, relays))
+	})
 	u.cur.Store(s)
 	defer func() {
 		u.cur.Store(nil)
-		rs.unsubscribe(s)
+		unsubscribe()
 	}()
 
 	readErr := make(chan error, 1)
@@ -378,7 +436,7 @@ func (u *uplink) session(ctx context.Context, c *wsconn.Conn) error {
 	// Resend from the oldest unacknowledged sample.
 	acked := u.spool.Stats().AckedSeq
 	u.sent.Store(acked)
-	ping := time.NewTicker(time.Duration(u.g.cfg.Gateway.Heartbeat.Interval))
+	ping := time.NewTicker(time.Duration(u.opts.Gateway.Heartbeat.Interval))
 	defer ping.Stop()
 	var msg []byte
 	for {
@@ -487,19 +545,17 @@ func (s *uplinkSession) readLoop() error {
 // handle carries out one message from the backend. Relay requests are
 // carried out now or answered with an error now: never queued for later.
 func (s *uplinkSession) handle(payload []byte) {
-	if err := protocol.DecodeRequest(payload, &s.ops.req); err != nil {
-		var re *protocol.RequestError
-		errors.As(err, &re)
-		s.ops.replyError(re.ID, re.Code, re.Message)
+	req, ok := s.ops.Decode(payload)
+	if !ok {
 		return
 	}
-	if s.ops.req.Op != protocol.OpAck {
-		s.ops.do()
+	if req.Op != protocol.OpAck {
+		s.ops.Do()
 		return
 	}
-	seq, err := s.ops.req.AckSeq()
+	seq, err := req.AckSeq()
 	if err != nil {
-		s.ops.replyError(s.ops.req.ID, protocol.CodeBadRequest, err.Error())
+		s.ops.ReplyError(req.ID, protocol.CodeBadRequest, err.Error())
 		return
 	}
 	u := s.u
@@ -512,26 +568,27 @@ func (s *uplinkSession) handle(payload []byte) {
 }
 
 // appendHello encodes the uplink's hello: the relays and the sensor catalog.
-func (u *uplink) appendHello(b []byte, relays []protocol.RelayInfo) []byte {
-	return protocol.AppendUplinkHello(b, u.g.cfg.Gateway.ID, u.g.version, relays, u.catalog)
+func (u *Uplink) appendHello(b []byte, relays []protocol.RelayInfo) []byte {
+	return protocol.AppendUplinkHello(b, u.opts.Gateway.ID, u.opts.Version, relays, u.opts.Hub.Catalog())
 }
 
-// metrics returns the counters.
-func (u *uplink) metrics() UplinkMetrics {
+// Metrics returns the counters.
+func (u *Uplink) Metrics() Metrics {
 	st := u.spool.Stats()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return UplinkMetrics{
+	return Metrics{
 		State: u.state, LastError: u.lastErr,
 		BufferDepth: st.Depth, BufferBytes: st.Bytes, BufferSegments: st.Segments,
 		LastSeq: st.LastSeq, SentSeq: u.sent.Load(), AckedSeq: st.AckedSeq,
 		Reconnects: u.reconnects, Dropped: st.Dropped, Recovered: st.Recovered,
+		Corrupt: st.Corrupt, BufferError: st.Error,
 		SamplesSent: u.samplesSent.Load(), EventsDropped: u.liveDropped.Load(),
 	}
 }
 
-// uplinkHealth is the uplink object of /healthz.
-type uplinkHealth struct {
+// Health is the uplink object of /healthz.
+type Health struct {
 	URL         string `json:"url"`
 	State       string `json:"state"`
 	LastError   string `json:"last_error"`
@@ -542,22 +599,15 @@ type uplinkHealth struct {
 	BufferBytes int64  `json:"buffer_bytes"`
 	Dropped     uint64 `json:"dropped"`
 	Reconnects  uint64 `json:"reconnects"`
+	BufferError string `json:"buffer_error"` // why samples cannot be buffered (a full disk), "" when they can
 }
 
-func (u *uplink) health() *uplinkHealth {
-	m := u.metrics()
-	return &uplinkHealth{
+// Health is the uplink's state for /healthz.
+func (u *Uplink) Health() *Health {
+	m := u.Metrics()
+	return &Health{
 		URL: u.shown, State: m.State, LastError: m.LastError, LastSeq: m.LastSeq, SentSeq: m.SentSeq,
 		AckedSeq: m.AckedSeq, BufferDepth: m.BufferDepth, BufferBytes: m.BufferBytes,
-		Dropped: m.Dropped, Reconnects: m.Reconnects,
+		Dropped: m.Dropped, Reconnects: m.Reconnects, BufferError: m.BufferError,
 	}
-}
-
-// UplinkMetrics returns the uplink's counters; false when no upstream is
-// configured.
-func (g *Gateway) UplinkMetrics() (UplinkMetrics, bool) {
-	if g.uplink == nil {
-		return UplinkMetrics{}, false
-	}
-	return g.uplink.metrics(), true
 }

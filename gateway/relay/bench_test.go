@@ -1,4 +1,4 @@
-package gateway
+package relay
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/protocol"
 )
 
 type discardSink struct{ n int }
 
-func (d *discardSink) relayEvent(sharedEvent) { d.n++ }
+func (d *discardSink) RelayEvent(Event) { d.n++ }
 
 // BenchmarkRelayRequest is one whole relay-control request as a session
 // carries it out: decode, set a GPIO relay on a simulated pin (its journal
@@ -26,17 +26,16 @@ func BenchmarkRelayRequest(b *testing.B) {
 	defer hw.Close()
 	cfg := &config.Config{Relays: []config.Relay{{Name: "pump", Driver: "gpio", Pin: "GPIO17", MaxPulse: config.Duration(time.Minute)}}}
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rs, err := newRelayService(cfg, drivers.Env{Buses: hw, Logger: log})
+	rs, err := New(cfg, hardware.Env{Buses: hw, Logger: log}, Options{Metrics: newCountingMetrics()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs.metrics = newGatewayMetrics()
-	rs.start(context.Background(), func(config.Relay) bool { return false })
+	rs.Start(context.Background())
 	defer rs.Shutdown(context.Background())
-	rs.subscribe(&discardSink{})
+	defer rs.Subscribe(&discardSink{}, nil)()
 	var out []byte
-	r := &relayRequests{rs: rs, role: protocol.RoleOperator, source: protocol.SourceClient, log: log,
-		reply: func(encode func([]byte) []byte) { out = encode(out[:0]) }}
+	r := &Requests{Service: rs, Role: protocol.RoleOperator, Source: protocol.SourceClient, Log: log,
+		Reply: func(encode func([]byte) []byte) { out = encode(out[:0]) }}
 	reqs := [][]byte{
 		[]byte(`{"id":7,"op":"set","relay":"pump","state":"on"}`),
 		[]byte(`{"id":8,"op":"set","relay":"pump","state":"off"}`),
@@ -44,7 +43,7 @@ func BenchmarkRelayRequest(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		r.handle(reqs[i&1])
+		r.Handle(reqs[i&1])
 		i++
 	}
 	if len(out) == 0 || out[len(out)-1] != '}' {

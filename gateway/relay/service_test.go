@@ -1,4 +1,4 @@
-package gateway
+package relay
 
 import (
 	"context"
@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
+	"github.com/edgegate/edgegate/protocol"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -21,13 +22,20 @@ type recordingSink struct {
 	msg []string
 }
 
-func (r *recordingSink) relayEvent(ev sharedEvent) {
+func (r *recordingSink) RelayEvent(ev Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msg = append(r.msg, string(ev.data))
+	r.msg = append(r.msg, string(ev.Data))
 }
 
-func newTestService(t *testing.T, relays ...config.Relay) (*relayService, *firmwaresim.GPIO) {
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newTestService(t *testing.T, relays ...config.Relay) (*Service, *firmwaresim.GPIO) {
+	t.Helper()
+	return newTestServiceWith(t, Options{}, relays...)
+}
+
+func newTestServiceWith(t *testing.T, opts Options, relays ...config.Relay) (*Service, *firmwaresim.GPIO) {
 	t.Helper()
 	for i := range relays {
 		relays[i].Driver = "gpio"
@@ -37,11 +45,11 @@ func newTestService(t *testing.T, relays ...config.Relay) (*relayService, *firmw
 	}
 	hw := firmwaresim.NewHardware(nil)
 	sim := hw.GPIO
-	s, err := newRelayService(&config.Config{Relays: relays}, drivers.Env{Buses: hw, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(&config.Config{Relays: relays}, hardware.Env{Buses: hw, Logger: discardLog()}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.start(context.Background(), func(r config.Relay) bool { return r.Initial == "on" })
+	s.Start(context.Background())
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return s, sim
 }
@@ -55,7 +63,7 @@ func TestInterlockRefusesWhenPartnerCannotTurnOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Pin("GPIO1").SetStuck(gpio.High) // "open" can no longer be turned off
-	var de *deviceError
+	var de *DeviceError
 	if err := s.Set(ctx, "close", true, "client"); !errors.As(err, &de) {
 		t.Fatalf("got %v, want a device error", err)
 	}
@@ -77,8 +85,7 @@ func TestStartupInterlockAndEvents(t *testing.T) {
 		t.Fatal("two interlocked relays on at once after start")
 	}
 	sink := &recordingSink{}
-	s.subscribe(sink)
-	defer s.unsubscribe(sink)
+	defer s.Subscribe(sink, nil)()
 	if err := s.Set(ctx, "a", true, "client"); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +109,7 @@ func TestPulseCancelledBySet(t *testing.T) {
 	if err := s.Pulse(ctx, "door", 50*time.Millisecond, "client"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Pulse(ctx, "door", 50*time.Millisecond, "client"); !errors.Is(err, errBusy) {
+	if err := s.Pulse(ctx, "door", 50*time.Millisecond, "client"); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second pulse: %v, want busy", err)
 	}
 	if err := s.Set(ctx, "door", true, "client"); err != nil {
@@ -136,24 +143,26 @@ func TestWatchdogRearms(t *testing.T) {
 // holdingSink keeps every event it gets, as a session whose client has not
 // read them yet does, until release.
 type holdingSink struct {
-	evs    []sharedEvent
+	evs    []Event
+	refs   []interface{ Release() }
 	want   []string // each event's bytes when it came, if record
 	record bool
 }
 
-func (h *holdingSink) relayEvent(ev sharedEvent) {
-	ev.retain()
+func (h *holdingSink) RelayEvent(ev Event) {
+	h.refs = append(h.refs, ev.Retain())
 	h.evs = append(h.evs, ev)
 	if h.record {
-		h.want = append(h.want, string(ev.data))
+		h.want = append(h.want, string(ev.Data))
 	}
 }
 
 func (h *holdingSink) release() {
-	for _, ev := range h.evs {
-		ev.chunk.release()
+	for i, ref := range h.refs {
+		ref.Release()
+		h.refs[i] = nil
 	}
-	h.evs, h.want = h.evs[:0], h.want[:0]
+	h.evs, h.refs, h.want = h.evs[:0], h.refs[:0], h.want[:0]
 }
 
 // State events are cut from chunks that are reused once every sink has
@@ -165,8 +174,7 @@ func TestSharedEventsRecycledOnlyOnceReleased(t *testing.T) {
 	s, _ := newTestService(t, config.Relay{Name: "pump", Pin: "GPIO17"})
 	s.log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})) // as in the benchmarks
 	h := &holdingSink{record: true}
-	s.subscribe(h)
-	defer s.unsubscribe(h)
+	defer s.Subscribe(h, nil)()
 	changes := 3 * eventChunkSize / 60 // events are longer than 60 bytes: several chunks
 	for i := 0; i < changes; i++ {
 		if err := s.Set(ctx, "pump", i%2 == 0, "client"); err != nil {
@@ -184,16 +192,16 @@ func TestSharedEventsRecycledOnlyOnceReleased(t *testing.T) {
 	// The held events' chunks are not reused: more changes (events
 	// released at once by a second sink) leave their bytes as they were.
 	other := &holdingSink{}
-	s.subscribe(other)
+	unsubscribe := s.Subscribe(other, nil)
 	for i := 0; i < changes; i++ {
 		if err := s.Set(ctx, "pump", i%2 == 0, "client"); err != nil {
 			t.Fatal(err)
 		}
 		other.release()
 	}
-	s.unsubscribe(other)
+	unsubscribe()
 	for i := 0; i < held; i++ {
-		if got := string(h.evs[i].data); got != h.want[i] {
+		if got := string(h.evs[i].Data); got != h.want[i] {
 			t.Fatalf("held event %d was overwritten: %q, was %q", i, got, h.want[i])
 		}
 	}
@@ -215,5 +223,34 @@ func TestSharedEventsRecycledOnlyOnceReleased(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if n := after.Mallocs - before.Mallocs; n > 0 {
 		t.Errorf("%d changes, every event released once written: %d allocations (%d bytes), want none", changes, n, after.TotalAlloc-before.TotalAlloc)
+	}
+}
+
+// max_pulse holds for every caller of Pulse, not only for relay-control
+// sessions: a pulse from the uplink longer than max_pulse (or shorter than
+// 1 ms) is refused and the relay never switches.
+func TestPulseOutsideMaxPulseRefusedWhoeverAsks(t *testing.T) {
+	ctx := context.Background()
+	s, sim := newTestService(t, config.Relay{Name: "door", Pin: "GPIO3", MaxPulse: config.Duration(2 * time.Second)})
+	sink := &recordingSink{}
+	defer s.Subscribe(sink, nil)()
+	for _, d := range []time.Duration{2*time.Second + time.Millisecond, time.Hour, 0, -time.Second, time.Microsecond} {
+		err := s.Pulse(ctx, "door", d, protocol.SourceUplink)
+		if err == nil {
+			t.Fatalf("a pulse of %v from the uplink was accepted; max_pulse is 2s", d)
+		}
+		var pe *PulseLengthError
+		if !errors.As(err, &pe) || pe.Max != 2*time.Second {
+			t.Fatalf("pulse of %v: %v, want a pulse length error naming max 2s", d, err)
+		}
+		if sim.Pin("GPIO3").Read() != gpio.Low {
+			t.Fatalf("a refused pulse of %v switched the relay", d)
+		}
+	}
+	if len(sink.msg) != 0 {
+		t.Fatalf("refused pulses published events: %v", sink.msg)
+	}
+	if err := s.Pulse(ctx, "door", 2*time.Second, protocol.SourceUplink); err != nil {
+		t.Fatalf("a pulse of exactly max_pulse: %v", err)
 	}
 }

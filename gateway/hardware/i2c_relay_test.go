@@ -1,4 +1,4 @@
-package drivers_test
+package hardware_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/edgegate/edgegate/drivers"
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/hardware"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/devices/v3/mcp23xxx"
@@ -70,7 +71,7 @@ func board(t *testing.T, cfg *config.Config, addr uint16) (*firmwaresim.Hardware
 	t.Helper()
 	hw := firmwaresim.NewHardware(nil)
 	t.Cleanup(func() { hw.Close() })
-	if err := hw.Populate(cfg); err != nil {
+	if err := hardware.Simulate(hw, cfg); err != nil {
 		t.Fatal(err)
 	}
 	chip, ok := hw.I2C("/dev/i2c-1").Device(addr).(expander)
@@ -94,10 +95,10 @@ func i2cRelays(cfg *config.Config) []config.Relay {
 // openAll opens cfg's i2c-relay relays in order, closing them at the end.
 func openAll(t *testing.T, cfg *config.Config, buses drivers.Buses) map[string]drivers.Relay {
 	t.Helper()
-	env := drivers.Env{Buses: buses, Relays: cfg.Relays, Initial: initialOf}
+	env := hardware.Env{Buses: buses, Relays: cfg.Relays, Initial: initialOf}
 	rs := map[string]drivers.Relay{}
 	for _, rc := range i2cRelays(cfg) {
-		r, err := drivers.OpenRelay(rc, env)
+		r, err := hardware.OpenRelay(rc, env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,9 +132,9 @@ func TestI2CRelayOpenAndSetChangeOnlyWhatTheyShould(t *testing.T) {
 			hw, chip := board(t, cfg, bk.addr)
 			bus := hw.I2C("/dev/i2c-1")
 			rcs := i2cRelays(cfg)
-			env := drivers.Env{Buses: hw, Relays: cfg.Relays, Initial: initialOf}
+			env := hardware.Env{Buses: hw, Relays: cfg.Relays, Initial: initialOf}
 
-			first, err := drivers.OpenRelay(rcs[0], env)
+			first, err := hardware.OpenRelay(rcs[0], env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -462,8 +463,8 @@ func TestI2CRelayChipNotAnswering(t *testing.T) {
 			cfg := parse(t, bk.yaml)
 			hw, chip := board(t, cfg, bk.addr)
 			hw.I2C("/dev/i2c-1").SetNACK(bk.addr, true)
-			env := drivers.Env{Buses: hw, Relays: cfg.Relays, Initial: initialOf}
-			_, err := drivers.OpenRelay(cfg.Relays[0], env)
+			env := hardware.Env{Buses: hw, Relays: cfg.Relays, Initial: initialOf}
+			_, err := hardware.OpenRelay(cfg.Relays[0], env)
 			want := fmt.Sprintf("no ACK from address %#x", bk.addr)
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "check the wiring") {
 				t.Fatalf("open: %v; want %q and what to check", err, want)
@@ -471,7 +472,7 @@ func TestI2CRelayChipNotAnswering(t *testing.T) {
 			// Nothing was kept from the failed open: once the chip answers,
 			// opening sets it up.
 			hw.I2C("/dev/i2c-1").SetNACK(bk.addr, false)
-			r, err := drivers.OpenRelay(cfg.Relays[0], env)
+			r, err := hardware.OpenRelay(cfg.Relays[0], env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -506,14 +507,14 @@ func TestI2CRelayBanksPerBoardAndReleased(t *testing.T) {
 
 	// While one relay of the chip is open, opening another reuses the bank.
 	bus := hw1.I2C("/dev/i2c-1")
-	env := drivers.Env{Buses: hw1, Relays: cfg.Relays, Initial: func(config.Relay) bool { return true }}
+	env := hardware.Env{Buses: hw1, Relays: cfg.Relays, Initial: func(config.Relay) bool { return true }}
 	for _, r := range rs1 {
 		if r.Name() != a.Name {
 			r.Close()
 		}
 	}
 	txs := bus.Transactions()
-	b, err := drivers.OpenRelay(i2cRelays(cfg)[1], env)
+	b, err := hardware.OpenRelay(i2cRelays(cfg)[1], env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +530,7 @@ func TestI2CRelayBanksPerBoardAndReleased(t *testing.T) {
 	if err := rs1[a.Name].Set(ctx, true); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("Set after Close: %v", err)
 	}
-	b, err = drivers.OpenRelay(i2cRelays(cfg)[1], env)
+	b, err = hardware.OpenRelay(i2cRelays(cfg)[1], env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,14 +569,14 @@ func TestI2CRelayRefusesBadConfig(t *testing.T) {
 		edit func(*config.Relay)
 		want string
 	}{
-		{"chip", func(r *config.Relay) { r.Chip = "pcf8575" }, "unknown I/O expander chip"},
+		{"chip", func(r *config.Relay) { r.Chip = "pcf8575" }, `want one of pcf8574, mcp23017, got "pcf8575"`},
 		{"channel", func(r *config.Relay) { r.Channel = 9 }, "channels 1 to 8"},
 		{"address", func(r *config.Relay) { r.Address = 0x80 }, "not a 7-bit"},
 		{"bus", func(r *config.Relay) { r.Bus = " " }, "no I2C bus"},
 	} {
 		rc := ok
 		tc.edit(&rc)
-		if _, err := drivers.OpenRelay(rc, drivers.Env{Buses: hw}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := hardware.OpenRelay(rc, hardware.Env{Buses: hw}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
 		}
 	}

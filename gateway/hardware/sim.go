@@ -1,0 +1,58 @@
+package hardware
+
+import (
+	"path/filepath"
+
+	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
+	"github.com/edgegate/edgegate/gateway/config"
+)
+
+// SimDevices describes what the devices of cfg need on simulated hardware: a
+// BME280 for each bme280 sensor, an expander for each i2c-relay chip, a board
+// firmware or an LCUS module on a pseudo-terminal for each serial device and
+// each usb-relay given by port. GPIO pins and sim-wave need nothing.
+func SimDevices(cfg *config.Config) firmwaresim.Devices {
+	var d firmwaresim.Devices
+	for _, dev := range cfg.Devices {
+		switch dev.Driver {
+		case config.DriverSerialBoard:
+			d.Serial = append(d.Serial, firmwaresim.SerialDevice{Kind: firmwaresim.KindSerialBoard, Name: dev.Name, Port: dev.Port})
+		case config.DriverUSBRelay:
+			d.Serial = append(d.Serial, firmwaresim.SerialDevice{Kind: firmwaresim.KindUSBRelay, Name: dev.Name, Port: dev.Port})
+		}
+	}
+	for _, s := range cfg.Sensors {
+		if s.Driver == config.DriverBME280 {
+			d.BME280s = append(d.BME280s, firmwaresim.I2CChip{Bus: s.Bus, Address: s.Address})
+		}
+	}
+	for _, r := range cfg.Relays {
+		switch {
+		case r.Driver == config.DriverI2CRelay:
+			d.Expanders = append(d.Expanders, firmwaresim.I2CChip{Bus: r.Bus, Address: r.Address, Model: r.Chip})
+		case r.Driver == config.DriverUSBRelay && r.Device == "" && r.Port != "":
+			// Named after the port's base name ("ttyUSB0") in the control API.
+			d.Serial = append(d.Serial, firmwaresim.SerialDevice{Kind: firmwaresim.KindUSBRelay, Name: filepath.Base(r.Port), Port: r.Port})
+		}
+	}
+	return d
+}
+
+// Simulate attaches to hw what the devices of cfg need (SimDevices). Pass hw
+// as the bus provider (Env.Buses, NewDevicePool): the serial devices then
+// open the simulated ports in place of those of cfg, which is left as it is.
+func Simulate(hw *firmwaresim.Hardware, cfg *config.Config) error {
+	return hw.Populate(SimDevices(cfg))
+}
+
+// RunDemo moves the input pin of every gpio-input sensor of cfg now and then,
+// as a door contact that opens and closes (firmwaresim.Hardware.RunDemo).
+func RunDemo(hw *firmwaresim.Hardware, cfg *config.Config) {
+	var inputs []firmwaresim.DemoInput
+	for _, s := range cfg.Sensors {
+		if s.Driver == config.DriverGPIOInput && s.Pin != "" {
+			inputs = append(inputs, firmwaresim.DemoInput{Pin: s.Pin, PullUp: s.Pull == "up"})
+		}
+	}
+	hw.RunDemo(inputs)
+}
