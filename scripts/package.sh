@@ -67,7 +67,7 @@ trap 'rm -rf "$work"' EXIT
 # go_build GOARCH GOARM OUT PKG: a static binary that depends only on the
 # commit and the version.
 go_build() {
-  CGO_ENABLED=0 GOOS=linux GOARCH=$1 GOARM=$2 GOFLAGS= go build -trimpath -buildvcs=false \
+  CGO_ENABLED=0 GOOS=linux GOARCH=$1 GOARM=$2 GOFLAGS='' go build -trimpath -buildvcs=false \
     -ldflags="-s -w -buildid= -X main.version=$version -X main.commit=$commit$dirty" -o "$3" "$4"
 }
 
