@@ -195,80 +195,12 @@ run install -d -m 0750 "$prefix$data_dir"
 chown_ "$user:$user" "$prefix$data_dir"
 
 # --- systemd unit ----------------------------------------------------------------
-unit=$(cat <<EOF
-# Written by scripts/install.sh; running it again rewrites this file.
-# Local changes belong in: systemctl edit edgegate
-[Unit]
-Description=edgegate: GPIO, I2C and serial relays and sensors over WebSocket
-Documentation=https://github.com/edgegate/edgegate/blob/main/docs/raspberry-pi.md
-After=network-online.target
-Wants=network-online.target
-StartLimitIntervalSec=60
-StartLimitBurst=5
-
-[Service]
-Type=simple
-User=$user
-Group=$user
-SupplementaryGroups=${groups[*]}
-WorkingDirectory=$data_dir
-ExecStartPre=$bin_path check-config $config_path
-ExecStart=$bin_path --config $config_path --data-dir $data_dir
-Restart=on-failure
-RestartSec=2s
-# On stop, edgegate closes every connection and puts each relay in its
-# failsafe state before it exits; give it the time to do so.
-KillSignal=SIGTERM
-TimeoutStopSec=20s
-# A memory cap, so that a flood of connections cannot take the board's
-# memory from everything else: edgegate needs about 12 MB plus ~10 KiB per
-# connection, and gives the Go runtime a soft limit of 90% of MemoryHigh
-# (it collects garbage harder as it nears it). Raise both for more than
-# ~15,000 connections.
-MemoryHigh=192M
-MemoryMax=256M
-
-# Hardening: edgegate needs the network, its data dir, and the GPIO, I2C and
-# serial devices; nothing else.
-NoNewPrivileges=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-ProtectSystem=strict
-ReadWritePaths=$data_dir
-ProtectHome=yes
-PrivateTmp=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectProc=invisible
-ProtectClock=yes
-ProtectHostname=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
-RemoveIPC=yes
-UMask=0027
-# /sys stays writable (no ProtectKernelTunables=) for boards where GPIO goes
-# through /sys/class/gpio; /proc/cpuinfo stays visible for board detection.
-# Devices: only these (plus /dev/null and friends). Groups as in /proc/devices.
-DevicePolicy=closed
-DeviceAllow=char-gpiochip rw
-DeviceAllow=/dev/gpiomem rw
-DeviceAllow=char-*gpiomem rw
-DeviceAllow=char-i2c rw
-DeviceAllow=char-ttyACM rw
-DeviceAllow=char-ttyUSB rw
-DeviceAllow=char-ttyAMA rw
-
-[Install]
-WantedBy=multi-user.target
-EOF
+unit_template="$script_dir/deb/edgegate.service.in" # the Debian package's unit too
+[ -f "$unit_template" ] || die "$unit_template not found: copy scripts/ whole (see docs/raspberry-pi.md)"
+unit=$(
+  printf '%s\n' "# Written by scripts/install.sh; running it again rewrites this file." \
+    "# Local changes belong in: systemctl edit edgegate"
+  sed -e '1,3d' -e "s|@BIN@|$bin_path|g" "$unit_template"
 )
 if [ -f "$prefix$unit_path" ] && [ "$(cat "$prefix$unit_path")" = "$unit" ]; then
   say "ok: $unit_path is up to date"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
 # gofmt, go vet, staticcheck, go mod tidy check, go test -race, the allocation tests
-# without -race, a 30-second soak, brief fuzzing, static ARM builds with a size budget, and a
-# smoke run of the armv6 binary under qemu.
+# without -race, a 30-second soak, brief fuzzing, static ARM builds with a size budget, a
+# smoke run of the armv6 binary under qemu, and the Debian packages
+# (scripts/test-package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -103,5 +104,8 @@ wait "$smoke_pid" && rc=0 || rc=$?
 smoke_pid=""
 [ "$rc" -eq 0 ] || { echo "armv6 binary exited $rc on SIGTERM"; cat "$smoke_dir/log"; exit 1; }
 rm -rf "$smoke_dir"
+
+step "Debian packages: scripts/test-package.sh"
+if [ "$(id -u)" -eq 0 ]; then scripts/test-package.sh; else echo "SKIPPED: not root (run sudo scripts/test-package.sh)"; fi
 
 step "all checks passed"

@@ -16,11 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegate/edgegate/cmd/internal/buildinfo"
 	"github.com/edgegate/edgegate/gateway/textutil"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags
+// "-X main.version=... -X main.commit=..." (scripts/package.sh); the commit
+// otherwise comes from the toolchain's vcs.revision.
+var version, commit = "dev", ""
 
 // Exit codes that scripts can rely on.
 const (
@@ -176,10 +179,14 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 
 	switch cmd {
 	case "help":
+		if len(rest) == 1 && rest[0] == "--man" { // for scripts/package.sh
+			fmt.Fprint(stdout, manPage())
+			return nil
+		}
 		fmt.Fprint(stdout, helpText)
 		return nil
 	case "version":
-		fmt.Fprintf(stdout, "edgectl %s\n", version)
+		fmt.Fprintln(stdout, buildinfo.Get(version, commit).Line("edgectl"))
 		return nil
 	case "token":
 		return cmdToken(rest, stdout)

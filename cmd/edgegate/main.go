@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegate/edgegate/cmd/internal/buildinfo"
 	"github.com/edgegate/edgegate/cmd/internal/tokencmd"
 	"github.com/edgegate/edgegate/configs"
 	"github.com/edgegate/edgegate/drivers"
@@ -33,8 +34,10 @@ import (
 	"github.com/edgegate/edgegate/gateway/hardware"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags
+// "-X main.version=... -X main.commit=..." (scripts/package.sh); the commit
+// otherwise comes from the toolchain's vcs.revision.
+var version, commit = "dev", ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -44,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
-			fmt.Fprintf(stdout, "edgegate %s\n", version)
+			fmt.Fprintln(stdout, buildinfo.Get(version, commit).Line("edgegate"))
 			return 0
 		case "check-config":
 			return checkConfig(args[1:], stdout, stderr)
@@ -53,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "sim-board":
 			return simBoard(args[1:], stdout, stderr)
 		case "help", "-h", "--help":
+			if len(args) == 2 && args[1] == "--man" { // for scripts/package.sh
+				fmt.Fprint(stdout, manPage())
+				return 0
+			}
 			usage(stdout)
 			return 0
 		}
@@ -60,8 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(args, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
+func usage(w io.Writer) { fmt.Fprint(w, usageText) }
+
+// usageText is the --help text, and the man page edgegate.1 (manpage.go).
+const usageText = `usage:
   edgegate [--sim] [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-level debug|info|warn|error] [--log-format text|json] [--insecure] [--echo-endpoint]
   edgegate token --role viewer|operator --ttl 1h [--config FILE]   print a signed, time-limited token
   edgegate check-config FILE     validate a configuration file (exit 0, or 1 with file:line: field: problem)
@@ -71,8 +80,7 @@ func usage(w io.Writer) {
   --sim without --config runs the embedded demo configuration on simulated hardware.
   --echo-endpoint adds GET /echo, which echoes every message over the same WebSocket layer (for Autobahn and
     other RFC 6455/7692 conformance suites); off by default.
-`)
-}
+`
 
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
