@@ -87,6 +87,7 @@ func Handler(h *Hardware) http.Handler {
 	})
 	registerI2C(mux, h)
 	registerSerial(mux, h)
+	registerModbus(mux, h)
 	return mux
 }
 

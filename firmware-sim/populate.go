@@ -16,6 +16,9 @@ type Devices struct {
 	// Serial: a board firmware or an LCUS module on a pseudo-terminal for
 	// each entry; one device per Port.
 	Serial []SerialDevice
+	// Modbus: a simulated RS485 bus on a pseudo-terminal or a Modbus TCP
+	// server on loopback for each entry, with a slave per unit.
+	Modbus []ModbusBus
 }
 
 // I2CChip is a chip at an address of an I2C bus.
@@ -51,6 +54,11 @@ func (h *Hardware) Populate(d Devices) error {
 	for _, s := range d.Serial {
 		if err := attachSerial(h, s); err != nil {
 			return fmt.Errorf("simulating %s %q: %w", s.Kind, s.Name, err)
+		}
+	}
+	for _, b := range d.Modbus {
+		if err := attachModbus(h, b); err != nil {
+			return fmt.Errorf("simulating %s %q: %w", b.Kind, b.Name, err)
 		}
 	}
 	for _, c := range d.BME280s {
