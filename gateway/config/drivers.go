@@ -48,3 +48,23 @@ func (s Sensor) BoardOpts() drivers.BoardSensorOpts {
 func (s Sensor) SimWaveOpts() drivers.SimWaveOpts {
 	return drivers.SimWaveOpts{Name: s.Name, Interval: s.Interval.Std(), Period: s.Period.Std()}
 }
+
+// ModbusOpts are a modbus relay's options.
+func (r Relay) ModbusOpts() drivers.ModbusRelayOpts {
+	return drivers.ModbusRelayOpts{Name: r.Name, Device: r.Device, Unit: r.Unit, Coil: r.Coil}
+}
+
+// ModbusOpts are a modbus sensor's options.
+func (s Sensor) ModbusOpts() drivers.ModbusSensorOpts {
+	o := drivers.ModbusSensorOpts{Name: s.Name, Device: s.Device, Unit: s.Unit, Interval: s.Interval.Std()}
+	for _, r := range s.Registers {
+		o.Registers = append(o.Registers, drivers.ModbusRegister{Name: r.Name, Address: r.Address, Table: r.Table, Type: r.Type, WordOrder: r.WordOrder, Scale: r.Scale, Offset: r.Offset, Unit: r.Unit})
+	}
+	return o
+}
+
+// SerialDevice is a device entry as the drivers' device pool takes it
+// (the port as the file gives it).
+func (d Device) SerialDevice() drivers.SerialDevice {
+	return drivers.SerialDevice{Name: d.Name, Driver: d.Driver, Port: d.Port, Baud: d.Baud, Parity: d.Parity, StopBits: d.StopBits, Address: d.Address, Timeout: d.Timeout.Std()}
+}
