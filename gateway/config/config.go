@@ -146,6 +146,8 @@ const (
 	DriverBME280    = drivers.BME280Driver
 	DriverGPIOInput = drivers.GPIOInputDriver
 	DriverSimWave   = drivers.SimWaveDriver
+	DriverDS18B20   = drivers.DS18B20Driver
+	DriverADS1115   = drivers.ADS1115Driver
 )
 
 // I2C relay chips (the i2c-relay driver's).
@@ -197,6 +199,8 @@ type Relay struct {
 //	serial-board: Device (a serial-board entry of devices)
 //	sim-wave:     Period (default 1s)
 //	modbus:       Device (a modbus-rtu or modbus-tcp entry of devices), Unit, Registers
+//	ds18b20:      ID (28-0316a2795eff); Interval default 5s
+//	ads1115:      Bus, Address (0x48..0x4b), Channels
 //
 // Interval (default 1s) applies to all.
 type Sensor struct {
@@ -213,7 +217,21 @@ type Sensor struct {
 	Unit     int      `yaml:"unit"` // modbus: the unit (slave) id, 1..247
 	// Registers are what a modbus sensor reads, one quantity each.
 	Registers []Register `yaml:"registers"`
-	Line      int        `yaml:"-"` // line of the list item
+	ID        string     `yaml:"id"` // ds18b20: the probe's 1-wire id
+	// Channels are the inputs an ads1115 sensor reads, one quantity each.
+	Channels []Channel `yaml:"channels"`
+	Line     int       `yaml:"-"` // line of the list item
+}
+
+// Channel is one entry of an ads1115 sensor's channels.
+type Channel struct {
+	Name   string  `yaml:"name"`
+	Input  int     `yaml:"input"`  // 0..3
+	Gain   float64 `yaml:"gain"`   // full-scale range, volts
+	Scale  float64 `yaml:"scale"`  // default 1
+	Offset float64 `yaml:"offset"` // value = volts * scale + offset
+	Unit   string  `yaml:"unit"`
+	Line   int     `yaml:"-"`
 }
 
 // Register is one entry of a modbus sensor's registers.

@@ -543,7 +543,7 @@ relay:
 		`sensors:
   - {name: a, driver: dht22, pin: GPIO4}
 `,
-		"t.yaml:2: sensors[0].driver: unknown driver \"dht22\"; use one of: bme280, gpio-input, serial-board, sim-wave, modbus"},
+		"t.yaml:2: sensors[0].driver: unknown driver \"dht22\"; use one of: bme280, gpio-input, serial-board, sim-wave, modbus, ds18b20, ads1115"},
 	{"device driver unknown",
 		`devices:
   - {name: a, driver: modbus, port: /dev/ttyUSB0}

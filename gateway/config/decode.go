@@ -391,6 +391,8 @@ func newValue(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(defaultDevice()))
 	case reflect.TypeFor[Register]():
 		v.Set(reflect.ValueOf(Register{Table: "input", Type: drivers.RegInt16, WordOrder: "big", Scale: 1}))
+	case reflect.TypeFor[Channel]():
+		v.Set(reflect.ValueOf(Channel{Scale: 1}))
 	case reflect.TypeFor[Upstream]():
 		v.Set(reflect.ValueOf(defaultUpstream()).Elem())
 	}

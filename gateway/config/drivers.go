@@ -68,3 +68,17 @@ func (s Sensor) ModbusOpts() drivers.ModbusSensorOpts {
 func (d Device) SerialDevice() drivers.SerialDevice {
 	return drivers.SerialDevice{Name: d.Name, Driver: d.Driver, Port: d.Port, Baud: d.Baud, Parity: d.Parity, StopBits: d.StopBits, Address: d.Address, Timeout: d.Timeout.Std()}
 }
+
+// DS18B20Opts are a ds18b20 sensor's options (the kernel's w1 tree as root).
+func (s Sensor) DS18B20Opts() drivers.DS18B20Opts {
+	return drivers.DS18B20Opts{Name: s.Name, ID: s.ID, Interval: s.Interval.Std()}
+}
+
+// ADS1115Opts are an ads1115 sensor's options.
+func (s Sensor) ADS1115Opts() drivers.ADS1115Opts {
+	o := drivers.ADS1115Opts{Name: s.Name, Bus: s.Bus, Address: s.Address, Interval: s.Interval.Std()}
+	for _, c := range s.Channels {
+		o.Channels = append(o.Channels, drivers.ADCChannel{Name: c.Name, Input: c.Input, Gain: c.Gain, Scale: c.Scale, Offset: c.Offset, Unit: c.Unit})
+	}
+	return o
+}

@@ -74,3 +74,48 @@ func TestModbusRefusals(t *testing.T) {
 		})
 	}
 }
+
+const probesYAML = `
+sensors:
+  - {name: tank_temp, driver: ds18b20, id: 28-0316a2795eff}
+  - name: soil_probe
+    driver: ads1115
+    bus: /dev/i2c-1
+    address: 0x48
+    channels:
+      - {name: moisture, input: 0, gain: 4.096, scale: 30.3, offset: 0, unit: "%"}
+      - {name: supply, input: 1, gain: 6.144, unit: "V"}
+`
+
+func TestDS18B20AndADS1115Config(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(probesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Sensors[0].DS18B20Opts(); o.ID != "28-0316a2795eff" || o.Interval != 5*time.Second {
+		t.Errorf("ds18b20 %+v", o)
+	}
+	o := c.Sensors[1].ADS1115Opts()
+	if o.Address != 0x48 || len(o.Channels) != 2 || o.Channels[0].Scale != 30.3 || o.Channels[1].Scale != 1 || o.Channels[1].Gain != 6.144 {
+		t.Errorf("ads1115 %+v", o)
+	}
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"bad id", "id: 28-0316a2795eff", "id: 28-0316A2795E", "t.yaml:3: sensors[0].id: want the probe's 1-wire id"},
+		{"no id", ", id: 28-0316a2795eff}", "}", "sensors[0].id: missing"},
+		{"input 4", "input: 1,", "input: 4,", "t.yaml:10: sensors[1].channels[1].input: the ADS1115 has inputs 0 to 3 (AIN0 to AIN3), got 4"},
+		{"gain", "gain: 4.096", "gain: 5", "sensors[1].channels[0].gain: want the full-scale range in volts"},
+		{"address", "address: 0x48", "address: 0x40", "sensors[1].address: an ADS1115 answers at 0x48"},
+		{"no channels", probesYAML[strings.Index(probesYAML, "    channels:"):], "    interval: 1s\n", "sensors[1].channels: missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := strings.Replace(probesYAML, tc.from, tc.to, 1)
+			if in == probesYAML {
+				t.Fatalf("%q not in the config", tc.from)
+			}
+			_, err := Parse("t.yaml", []byte(in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

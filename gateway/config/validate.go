@@ -20,7 +20,7 @@ import (
 // The drivers of each list, in the order messages list them.
 var (
 	relayDrivers  = []string{DriverGPIO, DriverSerialBoard, DriverUSBRelay, DriverI2CRelay, DriverModbus}
-	sensorDrivers = []string{DriverBME280, DriverGPIOInput, DriverSerialBoard, DriverSimWave, DriverModbus}
+	sensorDrivers = []string{DriverBME280, DriverGPIOInput, DriverSerialBoard, DriverSimWave, DriverModbus, DriverDS18B20, DriverADS1115}
 	deviceDrivers = []string{DriverSerialBoard, DriverUSBRelay, DriverModbusRTU, DriverModbusTCP}
 	modbusDevices = []string{DriverModbusRTU, DriverModbusTCP}
 )
@@ -31,7 +31,7 @@ var (
 	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse"}
 	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}, DriverModbus: {"device", "unit", "coil"}}
 	sensorCommon = []string{"name", "driver", "interval"}
-	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}, DriverModbus: {"device", "unit", "registers"}}
+	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}, DriverModbus: {"device", "unit", "registers"}, DriverDS18B20: {"id"}, DriverADS1115: {"bus", "address", "channels"}}
 	deviceCommon = []string{"name", "driver"}
 	deviceFields = map[string][]string{DriverSerialBoard: {"port", "baud"}, DriverUSBRelay: {"port", "baud"}, DriverModbusRTU: {"port", "baud", "parity", "stop_bits", "timeout"}, DriverModbusTCP: {"address", "timeout"}}
 )
@@ -56,6 +56,10 @@ func (p *parser) applyLateDefaults(c *Config) {
 		}
 		if s.Driver == DriverGPIOInput && !p.present(path+".pull") {
 			s.Pull = "none"
+		}
+		// The kernel takes 750 ms to read a DS18B20.
+		if s.Driver == DriverDS18B20 && !p.present(path+".interval") {
+			s.Interval = Duration(5 * time.Second)
 		}
 	}
 	for i := range c.Relays {
@@ -743,6 +747,7 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 	names := map[string]owner{}
 	boards := map[string]owner{}
+	probes := map[string]owner{}
 	all := knownKeys(reflect.TypeFor[Sensor]())
 	for i := range c.Sensors {
 		s := &c.Sensors[i]
@@ -797,6 +802,31 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			if p.needGiven(item+".registers", s.Line, "list what to read, e.g. registers: [{name: temperature, address: 0, type: int16, scale: 0.1}]") {
 				p.rule(item, "registers", s.Line, rules)
 				p.listRules(item, "registers", s.Line, rules)
+			}
+		case DriverDS18B20:
+			rules := drivers.FieldProblems(s.DS18B20Opts().Validate())
+			if p.needGiven(item+".id", s.Line, "give the probe's 1-wire id, e.g. id: 28-0316a2795eff (ls /sys/bus/w1/devices lists them)") && p.rule(item, "id", s.Line, rules) {
+				if o, dup := probes[s.ID]; dup {
+					p.fieldf(item+".id", s.Line, "probe %s is already read by %s", s.ID, o)
+				} else {
+					probes[s.ID] = owner{item, s.Name, p.line(item+".id", s.Line)}
+				}
+			}
+		case DriverADS1115:
+			rules := drivers.FieldProblems(s.ADS1115Opts().Validate())
+			okBus := p.need(item+".bus", s.Bus, s.Line, "an ads1115 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
+			okAddr := p.needAddress(item, s.Line, "address: 0x48") && p.rule(item, "address", s.Line, rules)
+			if okBus && okAddr {
+				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+				if ch := r.i2c[key]; ch != nil {
+					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
+				} else {
+					r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: DriverADS1115}
+				}
+			}
+			if p.needGiven(item+".channels", s.Line, "list the inputs to read, e.g. channels: [{name: moisture, input: 0, gain: 4.096, scale: 30.3}]") {
+				p.rule(item, "channels", s.Line, rules)
+				p.listRules(item, "channels", s.Line, rules)
 			}
 		}
 	}

@@ -64,6 +64,8 @@ var (
 		config.DriverSerialBoard: openBoardSensor,
 		config.DriverSimWave:     openSimWave,
 		config.DriverModbus:      openModbusSensor,
+		config.DriverDS18B20:     openDS18B20,
+		config.DriverADS1115:     openADS1115,
 	}
 )
 
@@ -195,4 +197,17 @@ func openModbusRelay(rc config.Relay, env Env) (drivers.Relay, error) {
 
 func openModbusSensor(sc config.Sensor, env Env) (drivers.Sensor, error) {
 	return drivers.OpenModbusSensor(sc.ModbusOpts(), env.drivers())
+}
+
+func openDS18B20(sc config.Sensor, env Env) (drivers.Sensor, error) {
+	o := sc.DS18B20Opts()
+	// The simulator's w1 tree stands in for the kernel's.
+	if w1, ok := env.Buses.(interface{ W1Root() string }); ok && w1.W1Root() != "" {
+		o.Root = w1.W1Root()
+	}
+	return drivers.OpenDS18B20(o, env.drivers())
+}
+
+func openADS1115(sc config.Sensor, env Env) (drivers.Sensor, error) {
+	return drivers.OpenADS1115(sc.ADS1115Opts(), env.drivers())
 }

@@ -31,7 +31,7 @@ func TestEveryConfigDriverIsRegistered(t *testing.T) {
 			t.Errorf("relay driver %q is not registered", d)
 		}
 	}
-	for _, d := range []string{config.DriverBME280, config.DriverGPIOInput, config.DriverSerialBoard, config.DriverSimWave, config.DriverModbus} {
+	for _, d := range []string{config.DriverBME280, config.DriverGPIOInput, config.DriverSerialBoard, config.DriverSimWave, config.DriverModbus, config.DriverDS18B20, config.DriverADS1115} {
 		if sensorDrivers[d] == nil {
 			t.Errorf("sensor driver %q is not registered", d)
 		}

@@ -12,7 +12,9 @@ import (
 // BME280 for each bme280 sensor, an expander for each i2c-relay chip, a board
 // firmware or an LCUS module on a pseudo-terminal for each serial device and
 // each usb-relay given by port, a Modbus RTU bus or TCP server with a slave
-// per unit its relays and sensors address for each Modbus device. GPIO pins and sim-wave need nothing.
+// per unit its relays and sensors address for each Modbus device, a DS18B20
+// in the w1 tree for each ds18b20 sensor, an ADS1115 for each ads1115
+// sensor. GPIO pins and sim-wave need nothing.
 func SimDevices(cfg *config.Config) firmwaresim.Devices {
 	var d firmwaresim.Devices
 	for _, dev := range cfg.Devices {
@@ -26,8 +28,13 @@ func SimDevices(cfg *config.Config) firmwaresim.Devices {
 		}
 	}
 	for _, s := range cfg.Sensors {
-		if s.Driver == config.DriverBME280 {
+		switch s.Driver {
+		case config.DriverBME280:
 			d.BME280s = append(d.BME280s, firmwaresim.I2CChip{Bus: s.Bus, Address: s.Address})
+		case config.DriverDS18B20:
+			d.W1 = append(d.W1, s.ID)
+		case config.DriverADS1115:
+			d.ADS1115s = append(d.ADS1115s, firmwaresim.I2CChip{Bus: s.Bus, Address: s.Address})
 		}
 	}
 	for _, r := range cfg.Relays {
