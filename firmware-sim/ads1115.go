@@ -16,14 +16,13 @@ import (
 // register holds the result, clipped to the range. The inputs are voltages
 // set by the test or the control API (ch0..ch3).
 type ADS1115 struct {
-	mu      sync.Mutex
-	ptr     byte
-	config  uint16
-	conv    int16
-	lo, hi  uint16
-	inputs  [4]float64
-	convs   int
-	written bool
+	mu     sync.Mutex
+	ptr    byte
+	config uint16
+	conv   int16
+	lo, hi uint16
+	inputs [4]float64
+	convs  int
 }
 
 // NewADS1115 returns a chip in its power-on state (config 0x8583), with
