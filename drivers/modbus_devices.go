@@ -25,6 +25,16 @@ func (o ModbusRelayOpts) Validate() error {
 	return joinFields(checkModbusDevice(o.Device, "relay"), checkUnit(o.Unit), coil)
 }
 
+// modbusBus checks the options o of a modbus relay or sensor and returns
+// the bus named device of env's pool, opening it on first use.
+func (e Env) modbusBus(o validator, device string) (*modbusBus, error) {
+	pool, err := e.pool(o, ModbusDriver)
+	if err != nil {
+		return nil, err
+	}
+	return pool.modbusBus(device)
+}
+
 type modbusRelay struct {
 	mu   sync.Mutex // a write and its read-back go together
 	name string
@@ -35,11 +45,7 @@ type modbusRelay struct {
 // OpenModbusRelay opens a coil of a Modbus unit as a relay, opening its bus
 // on first use. Nothing is sent until the first Set.
 func OpenModbusRelay(o ModbusRelayOpts, env Env) (Relay, error) {
-	pool, err := env.pool(o, ModbusDriver)
-	if err != nil {
-		return nil, err
-	}
-	bus, err := pool.modbusBus(o.Device)
+	bus, err := env.modbusBus(o, o.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -151,11 +157,7 @@ type modbusSensor struct {
 // OpenModbusSensor opens the registers of a Modbus unit as a sensor,
 // opening its bus on first use.
 func OpenModbusSensor(o ModbusSensorOpts, env Env) (Sensor, error) {
-	pool, err := env.pool(o, ModbusDriver)
-	if err != nil {
-		return nil, err
-	}
-	bus, err := pool.modbusBus(o.Device)
+	bus, err := env.modbusBus(o, o.Device)
 	if err != nil {
 		return nil, err
 	}

@@ -135,12 +135,5 @@ func attachADS1115(h *Hardware, c I2CChip) error {
 	if c.Address < 0x48 || c.Address > 0x4b {
 		return fmt.Errorf("an ADS1115 answers at 0x48 to 0x4b, not %#x", c.Address)
 	}
-	if c.Bus == "" {
-		return errors.New("no I2C bus given")
-	}
-	b := h.I2C(c.Bus)
-	if b.Device(uint16(c.Address)) == nil {
-		b.Attach(uint16(c.Address), NewADS1115())
-	}
-	return nil
+	return attachChip(h, c, func() I2CDevice { return NewADS1115() })
 }

@@ -49,7 +49,7 @@ func TestModbusConfig(t *testing.T) {
 func TestModbusRefusals(t *testing.T) {
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"unknown device", "device: rs485, unit: 1, coil: 0}", "device: rs458, unit: 1, coil: 0}",
-			`t.yaml:6: relays[0].device: no device named "rs458"; use one of the Modbus devices: rs485, plc`},
+			`t.yaml:6: relays[0].device: no device named "rs458"; use one of the modbus-rtu or modbus-tcp devices: rs485, plc`},
 		{"no unit", "device: rs485, unit: 1, coil: 0}", "device: rs485, coil: 0}", "relays[0].unit: missing; give the unit (slave) id"},
 		{"unit 0", "device: rs485, unit: 1, coil: 0}", "device: rs485, unit: 0, coil: 0}", "relays[0].unit: want the unit (slave) id of the device, 1 to 247, got 0"},
 		{"same coil", "device: plc, unit: 1, coil: 0}", "device: rs485, unit: 1, coil: 0}", `relays[1].coil: coil 0 of unit 1 on "rs485" is already used by relays[0] "pump2"`},

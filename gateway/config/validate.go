@@ -482,55 +482,39 @@ func (p *parser) usePin(item, name, pin string, line int, r *resources) {
 }
 
 func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config, devs map[string]int) bool {
-	path := item + ".device"
-	i, ok := devs[dev]
-	if !ok {
-		var known []string
-		for _, d := range c.Devices {
-			if d.Driver == driver && d.Name != "" {
-				known = append(known, d.Name)
-			}
-		}
-		if len(known) == 0 {
-			p.fieldf(path, line, "no %s device named %q; add it to devices, e.g. - {name: %s, driver: %s, port: /dev/ttyACM0}", driver, dev, dev, driver)
-		} else {
-			p.fieldf(path, line, "no device named %q; use one of the %s devices: %s", dev, driver, strings.Join(known, ", "))
-		}
-		return false
-	}
-	if d := c.Devices[i]; d.Driver != driver {
-		if !p.use(fmt.Sprintf("devices[%d].driver", i)) {
-			return false
-		}
-		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); %s %s %s needs %s %s device", dev, article(d.Driver), d.Driver, i, d.Line, article(driver), driver, kind, article(driver), driver)
-		return false
-	}
-	return true
+	return p.needDeviceOf(item, kind, driver, []string{driver}, "/dev/ttyACM0", dev, line, c, devs)
 }
 
 // needModbusDevice checks that dev names a modbus-rtu or modbus-tcp device.
 func (p *parser) needModbusDevice(item, kind, dev string, line int, c *Config, devs map[string]int) bool {
+	return p.needDeviceOf(item, kind, DriverModbus, modbusDevices, "/dev/ttyUSB0", dev, line, c, devs)
+}
+
+// needDeviceOf checks that dev names a device of one of the drivers want,
+// for a relay or sensor (kind) of driver; port is the example's.
+func (p *parser) needDeviceOf(item, kind, driver string, want []string, port, dev string, line int, c *Config, devs map[string]int) bool {
 	path := item + ".device"
+	wants := strings.Join(want, " or ")
 	i, ok := devs[dev]
 	if !ok {
 		var known []string
 		for _, d := range c.Devices {
-			if slices.Contains(modbusDevices, d.Driver) && d.Name != "" {
+			if slices.Contains(want, d.Driver) && d.Name != "" {
 				known = append(known, d.Name)
 			}
 		}
 		if len(known) == 0 {
-			p.fieldf(path, line, "no modbus-rtu or modbus-tcp device named %q; add it to devices, e.g. - {name: %s, driver: modbus-rtu, port: /dev/ttyUSB0, baud: 9600}", dev, dev)
+			p.fieldf(path, line, "no %s device named %q; add it to devices, e.g. - {name: %s, driver: %s, port: %s}", wants, dev, dev, want[0], port)
 		} else {
-			p.fieldf(path, line, "no device named %q; use one of the Modbus devices: %s", dev, strings.Join(known, ", "))
+			p.fieldf(path, line, "no device named %q; use one of the %s devices: %s", dev, wants, strings.Join(known, ", "))
 		}
 		return false
 	}
-	if d := c.Devices[i]; !slices.Contains(modbusDevices, d.Driver) {
+	if d := c.Devices[i]; !slices.Contains(want, d.Driver) {
 		if !p.use(fmt.Sprintf("devices[%d].driver", i)) {
 			return false
 		}
-		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); a modbus %s needs a modbus-rtu or modbus-tcp device", dev, article(d.Driver), d.Driver, i, d.Line, kind)
+		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); %s %s %s needs %s %s device", dev, article(d.Driver), d.Driver, i, d.Line, article(driver), driver, kind, article(want[0]), wants)
 		return false
 	}
 	return true
@@ -766,12 +750,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
 			okAddr := p.needAddress(item, s.Line, "address: 0x76") && p.rule(item, "address", s.Line, rules)
 			if okBus && okAddr {
-				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
-				if ch := r.i2c[key]; ch != nil {
-					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
-				} else {
-					r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: DriverBME280}
-				}
+				p.useSensorChip(item, s, DriverBME280, r)
 			}
 		case DriverGPIOInput:
 			rules := drivers.FieldProblems(s.GPIOInputOpts().Validate())
@@ -817,12 +796,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			okBus := p.need(item+".bus", s.Bus, s.Line, "an ads1115 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
 			okAddr := p.needAddress(item, s.Line, "address: 0x48") && p.rule(item, "address", s.Line, rules)
 			if okBus && okAddr {
-				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
-				if ch := r.i2c[key]; ch != nil {
-					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
-				} else {
-					r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: DriverADS1115}
-				}
+				p.useSensorChip(item, s, DriverADS1115, r)
 			}
 			if p.needGiven(item+".channels", s.Line, "list the inputs to read, e.g. channels: [{name: moisture, input: 0, gain: 4.096, scale: 30.3}]") {
 				p.rule(item, "channels", s.Line, rules)
@@ -830,6 +804,17 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			}
 		}
 	}
+}
+
+// useSensorChip records the I2C address of sensor s (a chip of the given
+// kind), refusing one that is already used.
+func (p *parser) useSensorChip(item string, s *Sensor, chip string, r *resources) {
+	key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+	if ch := r.i2c[key]; ch != nil {
+		p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
+		return
+	}
+	r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: chip}
 }
 
 // isLoopbackHost reports whether host names this machine: localhost or a
