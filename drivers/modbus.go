@@ -406,6 +406,7 @@ type tcpTransport struct {
 	conn   net.Conn
 	tid    uint16
 	closed bool
+	failed bool // the last connection failed: reconnecting on the next request
 }
 
 func (p *DevicePool) newModbusTCP(dev SerialDevice) *modbusBus {
@@ -414,9 +415,12 @@ func (p *DevicePool) newModbusTCP(dev SerialDevice) *modbusBus {
 	b.statusFn = func(exchangeErr error) DeviceStatus {
 		s := DeviceStatus{Name: dev.Name, Port: dev.Address, State: StateConnected}
 		t.mu.Lock()
-		if t.closed {
+		switch {
+		case t.closed:
 			s.State = StateClosed
-		} else if t.conn == nil {
+		case t.conn == nil && t.failed:
+			s.State = StateReconnecting
+		case t.conn == nil:
 			s.State = StateConnecting
 		}
 		t.mu.Unlock()
@@ -448,14 +452,15 @@ func (t *tcpTransport) exchange(ctx context.Context, unit byte, pdu []byte) ([]b
 	if t.conn == nil {
 		c, err := t.dial(ctx, "tcp", t.address)
 		if err != nil {
+			t.failed = true
 			return nil, fmt.Errorf("connect: %w", err)
 		}
-		t.conn = c
+		t.conn, t.failed = c, false
 	}
 	fail := func(err error) ([]byte, error) {
 		// The stream may hold half a response now: start afresh.
 		t.conn.Close()
-		t.conn = nil
+		t.conn, t.failed = nil, true
 		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
