@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,4 +60,33 @@ func TestDS18B20AndADS1115E2E(t *testing.T) {
 	waitSample(t, s, "soil_probe.supply", 3.3)
 	p.httpPost("/sim/i2c/0x48?nack=1")
 	waitSensorError(t, s, "soil_probe.moisture", "0x48")
+}
+
+// check-config refuses a Modbus relay on an unknown device, a register type
+// that does not exist, an ADS1115 input of 4 and a bad DS18B20 id, each at
+// its line.
+func TestCheckConfigRefusesBadHardware(t *testing.T) {
+	cfg := writeConfig(t, `devices:
+  - {name: rs485, driver: modbus-rtu, port: /dev/ttyUSB0}
+relays:
+  - {name: pump, driver: modbus, device: rs458, unit: 1, coil: 0}
+sensors:
+  - {name: tank, driver: modbus, device: rs485, unit: 2, registers: [{name: t, address: 1, type: int64}]}
+  - {name: soil, driver: ads1115, bus: /dev/i2c-1, address: 0x48, channels: [{name: m, input: 4, gain: 4.096}]}
+  - {name: probe, driver: ds18b20, id: 28-XYZ}
+`)
+	out, err := exec.Command(binPath, "check-config", cfg).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("check-config: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		cfg + `:4: relays[0].device: no device named "rs458"`,
+		cfg + `:6: sensors[0].registers[0].type: want one of int16, uint16, int32, uint32, float32, got "int64"`,
+		cfg + `:7: sensors[1].channels[0].input: the ADS1115 has inputs 0 to 3`,
+		cfg + `:8: sensors[2].id: want the probe's 1-wire id`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check-config printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
 }
