@@ -61,7 +61,7 @@ func (e *ModbusException) Error() string {
 	if name == "" {
 		name = "unknown exception"
 	}
-	return fmt.Sprintf("exception %d (%s) to function %#02x", e.Code, name, e.Function)
+	return fmt.Sprintf("exception %d (%s) to function %#04x", e.Code, name, e.Function)
 }
 
 // modbusCRC is the CRC-16 of Modbus RTU: polynomial 0xA001 (reflected
@@ -169,7 +169,7 @@ func (b *modbusBus) request(ctx context.Context, unit int, pdu []byte) ([]byte, 
 			b.lastErr = nil
 			return nil, fmt.Errorf("modbus unit %d on %q: %w", unit, b.name, &ModbusException{Function: pdu[0], Code: resp[1]})
 		case resp[0] != pdu[0]:
-			err = fmt.Errorf("response to function %#02x has function %#02x", pdu[0], resp[0])
+			err = fmt.Errorf("response to function %#04x has function %#04x", pdu[0], resp[0])
 		}
 	}
 	if err != nil {
