@@ -47,7 +47,7 @@ func TestModbusConfig(t *testing.T) {
 }
 
 func TestModbusRefusals(t *testing.T) {
-	for _, tc := range []struct{ name, from, to, want string }{
+	for _, tc := range []edit{
 		{"unknown device", "device: rs485, unit: 1, coil: 0}", "device: rs458, unit: 1, coil: 0}",
 			`t.yaml:6: relays[0].device: no device named "rs458"; use one of the modbus-rtu or modbus-tcp devices: rs485, plc`},
 		{"no unit", "device: rs485, unit: 1, coil: 0}", "device: rs485, coil: 0}", "relays[0].unit: missing; give the unit (slave) id"},
@@ -62,16 +62,7 @@ func TestModbusRefusals(t *testing.T) {
 		{"parity", "parity: even", "parity: mark", "devices[0].parity: want one of none, even, odd"},
 		{"device driver", "{name: rs485, driver: modbus-rtu", "{name: rs485, driver: serial-board", `relays[0].device: "rs485" is a serial-board device`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := strings.Replace(modbusYAML, tc.from, tc.to, 1)
-			if in == modbusYAML {
-				t.Fatalf("%q not in the config", tc.from)
-			}
-			_, err := Parse("t.yaml", []byte(in))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v\nwant %s", err, tc.want)
-			}
-		})
+		refuse(t, modbusYAML, tc.name, tc.from, tc.to, tc.want)
 	}
 }
 
@@ -99,7 +90,7 @@ func TestDS18B20AndADS1115Config(t *testing.T) {
 	if o.Address != 0x48 || len(o.Channels) != 2 || o.Channels[0].Scale != 30.3 || o.Channels[1].Scale != 1 || o.Channels[1].Gain != 6.144 {
 		t.Errorf("ads1115 %+v", o)
 	}
-	for _, tc := range []struct{ name, from, to, want string }{
+	for _, tc := range []edit{
 		{"bad id", "id: 28-0316a2795eff", "id: 28-0316A2795E", "t.yaml:3: sensors[0].id: want the probe's 1-wire id"},
 		{"no id", ", id: 28-0316a2795eff}", "}", "sensors[0].id: missing"},
 		{"input 4", "input: 1,", "input: 4,", "t.yaml:10: sensors[1].channels[1].input: the ADS1115 has inputs 0 to 3 (AIN0 to AIN3), got 4"},
@@ -107,15 +98,24 @@ func TestDS18B20AndADS1115Config(t *testing.T) {
 		{"address", "address: 0x48", "address: 0x40", "sensors[1].address: an ADS1115 answers at 0x48"},
 		{"no channels", probesYAML[strings.Index(probesYAML, "    channels:"):], "    interval: 1s\n", "sensors[1].channels: missing"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := strings.Replace(probesYAML, tc.from, tc.to, 1)
-			if in == probesYAML {
-				t.Fatalf("%q not in the config", tc.from)
-			}
-			_, err := Parse("t.yaml", []byte(in))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v\nwant %s", err, tc.want)
-			}
-		})
+		refuse(t, probesYAML, tc.name, tc.from, tc.to, tc.want)
 	}
+}
+
+// edit is a change to a valid config and what the checks must say of it.
+type edit struct{ name, from, to, want string }
+
+// refuse checks that base with from replaced by to is refused with want.
+func refuse(t *testing.T, base, name, from, to, want string) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		in := strings.Replace(base, from, to, 1)
+		if in == base {
+			t.Fatalf("%q not in the config", from)
+		}
+		_, err := Parse("t.yaml", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v\nwant %s", err, want)
+		}
+	})
 }

@@ -746,12 +746,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 		}
 		switch s.Driver {
 		case DriverBME280:
-			rules := drivers.FieldProblems(s.BME280Opts().Validate())
-			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
-			okAddr := p.needAddress(item, s.Line, "address: 0x76") && p.rule(item, "address", s.Line, rules)
-			if okBus && okAddr {
-				p.useSensorChip(item, s, DriverBME280, r)
-			}
+			p.checkSensorChip(item, s, DriverBME280, "0x76", drivers.FieldProblems(s.BME280Opts().Validate()), r)
 		case DriverGPIOInput:
 			rules := drivers.FieldProblems(s.GPIOInputOpts().Validate())
 			if p.needFor(item, "pin", s.Pin, s.Line, rules) {
@@ -793,11 +788,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			}
 		case DriverADS1115:
 			rules := drivers.FieldProblems(s.ADS1115Opts().Validate())
-			okBus := p.need(item+".bus", s.Bus, s.Line, "an ads1115 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
-			okAddr := p.needAddress(item, s.Line, "address: 0x48") && p.rule(item, "address", s.Line, rules)
-			if okBus && okAddr {
-				p.useSensorChip(item, s, DriverADS1115, r)
-			}
+			p.checkSensorChip(item, s, DriverADS1115, "0x48", rules, r)
 			if p.needGiven(item+".channels", s.Line, "list the inputs to read, e.g. channels: [{name: moisture, input: 0, gain: 4.096, scale: 30.3}]") {
 				p.rule(item, "channels", s.Line, rules)
 				p.listRules(item, "channels", s.Line, rules)
@@ -806,9 +797,15 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 	}
 }
 
-// useSensorChip records the I2C address of sensor s (a chip of the given
-// kind), refusing one that is already used.
-func (p *parser) useSensorChip(item string, s *Sensor, chip string, r *resources) {
+// checkSensorChip checks the bus and address of sensor s, a chip on I2C
+// (its driver's name; address is the example's), and records the address,
+// refusing one that is already used.
+func (p *parser) checkSensorChip(item string, s *Sensor, chip, address string, rules map[string]string, r *resources) {
+	okBus := p.need(item+".bus", s.Bus, s.Line, fmt.Sprintf("%s %s sensor needs its I2C bus, e.g. bus: /dev/i2c-1", article(chip), chip))
+	okAddr := p.needAddress(item, s.Line, "address: "+address) && p.rule(item, "address", s.Line, rules)
+	if !okBus || !okAddr {
+		return
+	}
 	key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
 	if ch := r.i2c[key]; ch != nil {
 		p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
