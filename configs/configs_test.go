@@ -23,7 +23,7 @@ func TestExamplesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"sim.yaml": false, "relay-hat-4ch.yaml": false, "bme280.yaml": false, "usb-relay.yaml": false}
+	want := map[string]bool{"sim.yaml": false, "relay-hat-4ch.yaml": false, "bme280.yaml": false, "usb-relay.yaml": false, "modbus.yaml": false, "probes.yaml": false}
 	for _, f := range files {
 		want[f] = true
 		t.Run(f, func(t *testing.T) {

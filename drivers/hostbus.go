@@ -11,6 +11,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
 )
 
 // HostBuses is the real hardware, through periph.io's host drivers.
@@ -19,6 +20,8 @@ type HostBuses struct {
 	i2cs map[string]i2c.BusCloser // by i2cbus.Key: one handle per bus however it is spelled
 	// openI2C opens a bus by periph's name for it ("1"); nil is i2creg.Open.
 	openI2C func(name string) (i2c.BusCloser, error)
+	// listChips lists the GPIO chips; nil is periph's gpioioctl.Chips.
+	listChips func() []gpioChip
 }
 
 // OpenHost initialises periph.io's host drivers once.
@@ -64,11 +67,84 @@ func (h *HostBuses) Close() error {
 	return nil
 }
 
-// GPIOPin looks a pin up by name ("GPIO17", "17", or a header name like "P1_11").
-func (*HostBuses) GPIOPin(name string) (gpio.PinIO, error) {
-	p := gpioreg.ByName(name)
-	if p == nil {
-		return nil, fmt.Errorf("no GPIO pin named %q on this board (names look like GPIO17; is this user in the gpio group?)", name)
+// GPIOPin looks a pin up by name ("GPIO17", "17", or a header name like
+// "P1_11"): in periph's registry, then by line name on the GPIO character
+// devices (gpioioctl), which is where a Raspberry Pi 5 has its pins (the
+// RP1's lines, on gpiochip4 or gpiochip0 by kernel version, named GPIO0 to
+// GPIO27). A pin that is not found names the chips and lines the gateway saw.
+func (h *HostBuses) GPIOPin(name string) (gpio.PinIO, error) {
+	if p := gpioreg.ByName(name); p != nil {
+		return p, nil
 	}
-	return p, nil
+	chips := h.chips()
+	want := []string{name}
+	if strings.Trim(name, "0123456789") == "" && name != "" {
+		want = append(want, "GPIO"+name) // a bare number: the BCM/RP1 line of that number
+	}
+	for _, c := range chips {
+		for _, w := range want {
+			if p := c.byName(w); p != nil {
+				return p, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no GPIO pin named %q on this board (names look like GPIO17); %s", name, describeChips(chips))
+}
+
+// gpioChip is what GPIOPin needs of a GPIO character device.
+type gpioChip struct {
+	name, label string
+	lines       []string // line names, "" for unnamed lines
+	byName      func(string) gpio.PinIO
+}
+
+// chips lists the GPIO chips periph's gpioioctl opened.
+func (h *HostBuses) chips() []gpioChip {
+	if h.listChips != nil {
+		return h.listChips()
+	}
+	var out []gpioChip
+	for _, c := range gpioioctl.Chips {
+		gc := gpioChip{name: c.Name(), label: c.Label(), byName: func(n string) gpio.PinIO {
+			if l := c.ByName(n); l != nil {
+				return l
+			}
+			return nil
+		}}
+		for _, l := range c.Lines() {
+			gc.lines = append(gc.lines, l.Name())
+		}
+		out = append(out, gc)
+	}
+	return out
+}
+
+// maxListedLines bounds how many line names of one chip an error lists.
+const maxListedLines = 32
+
+// describeChips says which GPIO chips and line names were seen.
+func describeChips(chips []gpioChip) string {
+	if len(chips) == 0 {
+		return "the gateway sees no GPIO chip at all (no readable /dev/gpiochip*: is this user in the gpio group?)"
+	}
+	var parts []string
+	for _, c := range chips {
+		var named []string
+		for _, l := range c.lines {
+			if l != "" {
+				named = append(named, l)
+			}
+		}
+		desc := fmt.Sprintf("%s [%s] %d lines", c.name, c.label, len(c.lines))
+		switch {
+		case len(named) == 0:
+			desc += ", none named"
+		case len(named) > maxListedLines:
+			desc += ": " + strings.Join(named[:maxListedLines], ", ") + fmt.Sprintf(", ... (%d more)", len(named)-maxListedLines)
+		default:
+			desc += ": " + strings.Join(named, ", ")
+		}
+		parts = append(parts, desc)
+	}
+	return "the gateway saw " + strings.Join(parts, "; ")
 }

@@ -95,9 +95,16 @@ type pooledDevice interface {
 // refer to by name.
 type SerialDevice struct {
 	Name   string
-	Driver string // SerialBoardDriver or USBRelayDriver
+	Driver string // SerialBoardDriver, USBRelayDriver, ModbusRTUDriver or ModbusTCPDriver
 	Port   string // the path to open: /dev/ttyACM0
 	Baud   int    // 0: the driver's usual rate
+	// Modbus devices only: the RTU line's parity ("none", "even", "odd")
+	// and stop bits (1 or 2), the TCP server's host:port (Address), and
+	// how long a unit has to answer (0: 500ms on RTU, 1s on TCP).
+	Parity   string
+	StopBits int
+	Address  string
+	Timeout  time.Duration
 }
 
 // NewDevicePool returns a pool for the given devices. Nothing is opened
@@ -215,10 +222,15 @@ type serialDevice struct {
 // start opens the device's port (what names the device in logs and errors)
 // and runs its link and notifier until close.
 func (d *serialDevice) start(p *DevicePool, name, what, port string, baud int, onUp func(context.Context), onData func([]byte), onDown func(error)) {
+	d.startWith(p, p.opener(), name, what, port, baud, onUp, onData, onDown)
+}
+
+// startWith is start with the port opener open.
+func (d *serialDevice) startWith(p *DevicePool, open PortOpener, name, what, port string, baud int, onUp func(context.Context), onData func([]byte), onDown func(error)) {
 	d.name = name
 	d.notify = newNotifier()
 	d.link = &serialLink{
-		name: what, path: port, baud: baud, open: p.opener(),
+		name: what, path: port, baud: baud, open: open,
 		maxBackoff: p.maxBackoff(), log: p.Logger,
 		onUp: onUp, onData: onData, onDown: onDown,
 	}

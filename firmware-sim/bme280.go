@@ -17,12 +17,18 @@ func attachBME280(h *Hardware, s I2CChip) error {
 	if s.Address < 0 || s.Address > 0x7F {
 		return fmt.Errorf("I2C address %#x is not a 7-bit address", s.Address)
 	}
-	if s.Bus == "" {
+	return attachChip(h, s, func() I2CDevice { return NewBME280() })
+}
+
+// attachChip puts the chip newChip makes at c's bus and address, unless a
+// chip is there already.
+func attachChip(h *Hardware, c I2CChip, newChip func() I2CDevice) error {
+	if c.Bus == "" {
 		return errors.New("no I2C bus given")
 	}
-	b := h.I2C(s.Bus)
-	if b.Device(uint16(s.Address)) == nil {
-		b.Attach(uint16(s.Address), NewBME280())
+	b := h.I2C(c.Bus)
+	if b.Device(uint16(c.Address)) == nil {
+		b.Attach(uint16(c.Address), newChip())
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ import (
 //	                                        pin a bme280's values (°C, %RH, hPa; any subset)
 //	     drift=1                            let a bme280's values drift again
 //	     reset=1                            reset a bme280 as a brown-out would
+//	     ch0=1.65&ch1=3.3                   set an ads1115's input voltages (V; any subset)
+//
+//	GET  /sim/modbus, POST /sim/modbus/{device}/{unit}?...   see control_modbus.go
+//	GET  /sim/w1, POST /sim/w1/{id}?...                      see control_w1.go
 //
 // bus may be left out when there is only one bus; addr is 0x76 or 118. Bad
 // parameters get 400 and change nothing; an unknown bus or chip gets 404.
@@ -99,6 +103,8 @@ func Handler(h *Hardware) http.Handler {
 	})
 	registerI2C(mux, h)
 	registerSerial(mux, h)
+	registerModbus(mux, h)
+	registerW1(mux, h)
 	return mux
 }
 

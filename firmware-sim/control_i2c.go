@@ -32,6 +32,8 @@ type i2cChipView struct {
 	Temperature *float64 `json:"temperature,omitempty"` // °C
 	Humidity    *float64 `json:"humidity,omitempty"`    // %RH
 	Pressure    *float64 `json:"pressure,omitempty"`    // hPa
+
+	Inputs []float64 `json:"inputs,omitempty"` // an ads1115: AIN0..AIN3, volts
 }
 
 // chipKind names a chip: chips that know their kind say it (Kind() string),
@@ -52,6 +54,10 @@ func viewChip(addr uint16, d I2CDevice, nack bool) i2cChipView {
 		v.ChipID = fmt.Sprintf("0x%02x", m.ChipID())
 		v.Stuck, v.Pinned = &stuck, &pinned
 		v.Temperature, v.Humidity, v.Pressure = &temp, &hum, &press
+	}
+	if a, ok := d.(*ADS1115); ok {
+		in := a.Inputs()
+		v.Inputs = in[:]
 	}
 	return v
 }
@@ -136,9 +142,10 @@ type i2cChange struct {
 	nack, stuck, drift, reset *bool
 	chipID                    *byte
 	temp, hum, press          *float64
+	adc                       [4]*float64 // an ads1115's inputs, volts
 }
 
-var i2cParams = []string{"bus", "nack", "chipid", "stuck", "temperature", "humidity", "pressure", "drift", "reset"}
+var i2cParams = []string{"bus", "nack", "chipid", "stuck", "temperature", "humidity", "pressure", "drift", "reset", "ch0", "ch1", "ch2", "ch3"}
 
 // parseI2CChange validates every parameter before anything is applied, so
 // that a bad request changes nothing.
@@ -172,7 +179,8 @@ func parseI2CChange(q url.Values, d I2CDevice) (*i2cChange, error) {
 		return nil
 	}
 	if err := errors.Join(sw("nack", &c.nack), sw("stuck", &c.stuck), sw("drift", &c.drift), sw("reset", &c.reset),
-		num("temperature", "°C", &c.temp), num("humidity", "%RH", &c.hum), num("pressure", "hPa", &c.press)); err != nil {
+		num("temperature", "°C", &c.temp), num("humidity", "%RH", &c.hum), num("pressure", "hPa", &c.press),
+		num("ch0", "V", &c.adc[0]), num("ch1", "V", &c.adc[1]), num("ch2", "V", &c.adc[2]), num("ch3", "V", &c.adc[3])); err != nil {
 		return nil, err
 	}
 	if q.Has("chipid") {
@@ -183,13 +191,27 @@ func parseI2CChange(q url.Values, d I2CDevice) (*i2cChange, error) {
 		id := byte(v)
 		c.chipID = &id
 	}
-	if c.nack == nil && c.stuck == nil && c.drift == nil && c.reset == nil && c.chipID == nil && c.temp == nil && c.hum == nil && c.press == nil {
+	setsADC := c.adc[0] != nil || c.adc[1] != nil || c.adc[2] != nil || c.adc[3] != nil
+	if c.nack == nil && c.stuck == nil && c.drift == nil && c.reset == nil && c.chipID == nil && c.temp == nil && c.hum == nil && c.press == nil && !setsADC {
 		return nil, fmt.Errorf("nothing to change; use one or more of %s", strings.Join(i2cParams[1:], ", "))
 	}
 	bmeOnly := c.stuck != nil || c.drift != nil || c.reset != nil || c.chipID != nil || c.temp != nil || c.hum != nil || c.press != nil
 	m, isBME := d.(*BME280)
 	if bmeOnly && !isBME {
 		return nil, fmt.Errorf("the chip is a %s: only nack applies to it (chipid, stuck, temperature, humidity, pressure, drift and reset are for a bme280)", chipKind(d))
+	}
+	if _, isADC := d.(*ADS1115); setsADC {
+		if !isADC {
+			return nil, fmt.Errorf("the chip is a %s: ch0..ch3 are for an ads1115", chipKind(d))
+		}
+		for i, v := range c.adc {
+			if v != nil {
+				// check only: the same check SetInput makes
+				if err := (&ADS1115{}).SetInput(i, *v); err != nil {
+					return nil, fmt.Errorf("ch%d: %w", i, err)
+				}
+			}
+		}
 	}
 	setsValues := c.temp != nil || c.hum != nil || c.press != nil
 	if setsValues && c.drift != nil && *c.drift {
@@ -218,6 +240,15 @@ func parseI2CChange(q url.Values, d I2CDevice) (*i2cChange, error) {
 func (c *i2cChange) apply(b *I2CBus, addr uint16, d I2CDevice) error {
 	if c.nack != nil {
 		b.SetNACK(addr, *c.nack)
+	}
+	if a, ok := d.(*ADS1115); ok {
+		for i, v := range c.adc {
+			if v != nil {
+				if err := a.SetInput(i, *v); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	m, ok := d.(*BME280)
 	if !ok {

@@ -19,6 +19,7 @@ type Hardware struct {
 
 	mu      sync.Mutex
 	i2cs    map[string]*I2CBus // by i2cbus.Key
+	w1      *W1Tree            // nil until a probe is simulated
 	closers []func()
 }
 

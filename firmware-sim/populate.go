@@ -16,6 +16,13 @@ type Devices struct {
 	// Serial: a board firmware or an LCUS module on a pseudo-terminal for
 	// each entry; one device per Port.
 	Serial []SerialDevice
+	// Modbus: a simulated RS485 bus on a pseudo-terminal or a Modbus TCP
+	// server on loopback for each entry, with a slave per unit.
+	Modbus []ModbusBus
+	// W1: a DS18B20 probe with each 1-wire id in the simulated w1 tree.
+	W1 []string
+	// ADS1115s: an ADS1115 at each bus and address.
+	ADS1115s []I2CChip
 }
 
 // I2CChip is a chip at an address of an I2C bus.
@@ -51,6 +58,25 @@ func (h *Hardware) Populate(d Devices) error {
 	for _, s := range d.Serial {
 		if err := attachSerial(h, s); err != nil {
 			return fmt.Errorf("simulating %s %q: %w", s.Kind, s.Name, err)
+		}
+	}
+	for _, b := range d.Modbus {
+		if err := attachModbus(h, b); err != nil {
+			return fmt.Errorf("simulating %s %q: %w", b.Kind, b.Name, err)
+		}
+	}
+	for _, id := range d.W1 {
+		w, err := h.W1()
+		if err == nil {
+			err = w.Add(id)
+		}
+		if err != nil {
+			return fmt.Errorf("simulating the DS18B20 %s: %w", id, err)
+		}
+	}
+	for _, c := range d.ADS1115s {
+		if err := attachADS1115(h, c); err != nil {
+			return fmt.Errorf("simulating the ADS1115 at %#x on %s: %w", c.Address, c.Bus, err)
 		}
 	}
 	for _, c := range d.BME280s {

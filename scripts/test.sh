@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything CI checks. Installs what is missing (Debian packages), then:
-# gofmt, go vet, staticcheck, go mod tidy check, go test -race, the allocation tests
-# without -race, a 30-second soak, brief fuzzing, static ARM builds with a size budget, a
-# smoke run of the armv6 binary under qemu, and the Debian packages
-# (scripts/test-package.sh).
+# gofmt, go vet, staticcheck, go mod tidy check, go test -race, the tests of
+# the drivers, simulator, protocol, spool and connection layer on arm64 and
+# armv6 under qemu, the allocation tests without -race, a 30-second soak,
+# brief fuzzing, static ARM builds with a size budget, a smoke run of the
+# armv6 binary under qemu, and the Debian packages (scripts/test-package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -55,6 +56,11 @@ rm -f /tmp/edgegate-go.mod.$$ /tmp/edgegate-go.sum.$$
 # --- tests -------------------------------------------------------------------
 step "go test -race ./..."
 go test -race -count=1 -timeout 15m ./...
+
+step "tests on ARM under qemu: arm64, and 32-bit armv6 (64-bit atomic alignment, int size) for the drivers, the simulator, the protocol, the spool and the connection layer"
+arm_pkgs=(./drivers/... ./firmware-sim/... ./protocol/... ./gateway/spool/ ./gateway/wsconn/)
+GOARCH=arm64 go test -count=1 -timeout 15m -exec qemu-aarch64-static "${arm_pkgs[@]}"
+GOARCH=arm GOARM=6 go test -count=1 -timeout 15m -exec qemu-arm-static "${arm_pkgs[@]}"
 
 step "allocation tests, without -race (which changes what allocates)"
 go test -count=1 -run 'Allocates' -v ./gateway/... | grep -E '^(--- |ok)'

@@ -130,6 +130,15 @@ const (
 	DriverSerialBoard = drivers.SerialBoardDriver
 	DriverUSBRelay    = drivers.USBRelayDriver
 	DriverI2CRelay    = drivers.I2CRelayDriver
+	// DriverModbus is the modbus relay and sensor driver, on a
+	// DriverModbusRTU or DriverModbusTCP device.
+	DriverModbus = drivers.ModbusDriver
+)
+
+// Device drivers besides DriverSerialBoard and DriverUSBRelay.
+const (
+	DriverModbusRTU = drivers.ModbusRTUDriver
+	DriverModbusTCP = drivers.ModbusTCPDriver
 )
 
 // Sensor drivers (besides DriverSerialBoard).
@@ -137,6 +146,8 @@ const (
 	DriverBME280    = drivers.BME280Driver
 	DriverGPIOInput = drivers.GPIOInputDriver
 	DriverSimWave   = drivers.SimWaveDriver
+	DriverDS18B20   = drivers.DS18B20Driver
+	DriverADS1115   = drivers.ADS1115Driver
 )
 
 // I2C relay chips (the i2c-relay driver's).
@@ -151,6 +162,7 @@ const (
 //	serial-board: Device (a serial-board entry of devices), Channel ≥ 1
 //	usb-relay:    Port or Device (a usb-relay entry of devices), Channel ≥ 1
 //	i2c-relay:    Bus, Address, Chip, Channel (1..8 pcf8574, 1..16 mcp23017), ActiveLow
+//	modbus:       Device (a modbus-rtu or modbus-tcp entry of devices), Unit, Coil
 //
 // ActiveLow defaults to false for gpio and to true for i2c-relay (expander
 // relay boards switch a channel on with a low level); active_low: false
@@ -175,6 +187,8 @@ type Relay struct {
 	Bus         string `yaml:"bus"`
 	Address     int    `yaml:"address"`
 	Chip        string `yaml:"chip"` // pcf8574 | mcp23017
+	Unit        int    `yaml:"unit"` // modbus: the unit (slave) id, 1..247
+	Coil        int    `yaml:"coil"` // modbus: the coil address, from 0
 	Line        int    `yaml:"-"`    // line of the list item
 }
 
@@ -184,6 +198,9 @@ type Relay struct {
 //	gpio-input:   Pin, Pull (default none), Debounce
 //	serial-board: Device (a serial-board entry of devices)
 //	sim-wave:     Period (default 1s)
+//	modbus:       Device (a modbus-rtu or modbus-tcp entry of devices), Unit, Registers
+//	ds18b20:      ID (28-0316a2795eff); Interval default 5s
+//	ads1115:      Bus, Address (0x48..0x4b), Channels
 //
 // Interval (default 1s) applies to all.
 type Sensor struct {
@@ -197,17 +214,54 @@ type Sensor struct {
 	Debounce Duration `yaml:"debounce"`
 	Device   string   `yaml:"device"`
 	Period   Duration `yaml:"period"`
-	Line     int      `yaml:"-"` // line of the list item
+	Unit     int      `yaml:"unit"` // modbus: the unit (slave) id, 1..247
+	// Registers are what a modbus sensor reads, one quantity each.
+	Registers []Register `yaml:"registers"`
+	ID        string     `yaml:"id"` // ds18b20: the probe's 1-wire id
+	// Channels are the inputs an ads1115 sensor reads, one quantity each.
+	Channels []Channel `yaml:"channels"`
+	Line     int       `yaml:"-"` // line of the list item
+}
+
+// Channel is one entry of an ads1115 sensor's channels.
+type Channel struct {
+	Name   string  `yaml:"name"`
+	Input  int     `yaml:"input"`  // 0..3
+	Gain   float64 `yaml:"gain"`   // full-scale range, volts
+	Scale  float64 `yaml:"scale"`  // default 1
+	Offset float64 `yaml:"offset"` // value = volts * scale + offset
+	Unit   string  `yaml:"unit"`
+	Line   int     `yaml:"-"`
+}
+
+// Register is one entry of a modbus sensor's registers.
+type Register struct {
+	Name      string  `yaml:"name"`
+	Address   int     `yaml:"address"`
+	Table     string  `yaml:"table"`      // input (default) | holding
+	Type      string  `yaml:"type"`       // int16 (default) | uint16 | int32 | uint32 | float32
+	WordOrder string  `yaml:"word_order"` // big (default) | little
+	Scale     float64 `yaml:"scale"`      // default 1
+	Offset    float64 `yaml:"offset"`
+	Unit      string  `yaml:"unit"`
+	Line      int     `yaml:"-"`
 }
 
 // Device is one entry of devices: a board on a serial port that relays and
 // sensors refer to by name.
+//
+// A modbus-tcp device has an Address (host:port) instead of a Port; Parity
+// and StopBits apply to modbus-rtu only, Timeout to both Modbus drivers.
 type Device struct {
-	Name   string `yaml:"name"`
-	Driver string `yaml:"driver"` // serial-board | usb-relay
-	Port   string `yaml:"port"`
-	Baud   int    `yaml:"baud"` // default 115200; 9600 for usb-relay
-	Line   int    `yaml:"-"`    // line of the list item
+	Name     string   `yaml:"name"`
+	Driver   string   `yaml:"driver"` // serial-board | usb-relay | modbus-rtu | modbus-tcp
+	Port     string   `yaml:"port"`
+	Baud     int      `yaml:"baud"`      // default 115200; 9600 for usb-relay and modbus-rtu
+	Parity   string   `yaml:"parity"`    // modbus-rtu: none (default) | even | odd
+	StopBits int      `yaml:"stop_bits"` // modbus-rtu: 1 (default) | 2
+	Address  string   `yaml:"address"`   // modbus-tcp: host:port
+	Timeout  Duration `yaml:"timeout"`   // modbus: default 500ms (rtu), 1s (tcp)
+	Line     int      `yaml:"-"`         // line of the list item
 }
 
 // Upstream is the optional uplink to a backend.

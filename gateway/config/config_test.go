@@ -387,7 +387,7 @@ relay:
   - {name: a, driver: gpio, pin: GPIO1}
   - {name: b, driver: gpio, pin: GPIO2, colour: red}
 `,
-		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip)"},
+		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip, unit, coil)"},
 	{"unknown nested key",
 		`gateway:
   limits:
@@ -533,22 +533,22 @@ relay:
 		`relays:
   - {name: a, pin: GPIO1}
 `,
-		"t.yaml:2: relays[0].driver: missing; use one of: gpio, serial-board, usb-relay, i2c-relay"},
+		"t.yaml:2: relays[0].driver: missing; use one of: gpio, serial-board, usb-relay, i2c-relay, modbus"},
 	{"relay driver unknown",
 		`relays:
   - {name: a, driver: gpoi, pin: GPIO1}
 `,
-		"t.yaml:2: relays[0].driver: unknown driver \"gpoi\" (did you mean gpio?); use one of: gpio, serial-board, usb-relay, i2c-relay"},
+		"t.yaml:2: relays[0].driver: unknown driver \"gpoi\" (did you mean gpio?); use one of: gpio, serial-board, usb-relay, i2c-relay, modbus"},
 	{"sensor driver unknown",
 		`sensors:
   - {name: a, driver: dht22, pin: GPIO4}
 `,
-		"t.yaml:2: sensors[0].driver: unknown driver \"dht22\"; use one of: bme280, gpio-input, serial-board, sim-wave"},
+		"t.yaml:2: sensors[0].driver: unknown driver \"dht22\"; use one of: bme280, gpio-input, serial-board, sim-wave, modbus, ds18b20, ads1115"},
 	{"device driver unknown",
 		`devices:
   - {name: a, driver: modbus, port: /dev/ttyUSB0}
 `,
-		"t.yaml:2: devices[0].driver: unknown driver \"modbus\"; use one of: serial-board, usb-relay"},
+		"t.yaml:2: devices[0].driver: unknown driver \"modbus\"; use one of: serial-board, usb-relay, modbus-rtu, modbus-tcp"},
 	{"gpio relay without pin",
 		`relays:
   - name: pump

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/textutil"
 	"gopkg.in/yaml.v3"
 )
@@ -388,6 +389,10 @@ func newValue(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(defaultSensor()))
 	case reflect.TypeFor[Device]():
 		v.Set(reflect.ValueOf(defaultDevice()))
+	case reflect.TypeFor[Register]():
+		v.Set(reflect.ValueOf(Register{Table: "input", Type: drivers.RegInt16, WordOrder: "big", Scale: 1}))
+	case reflect.TypeFor[Channel]():
+		v.Set(reflect.ValueOf(Channel{Scale: 1}))
 	case reflect.TypeFor[Upstream]():
 		v.Set(reflect.ValueOf(defaultUpstream()).Elem())
 	}

@@ -48,3 +48,37 @@ func (s Sensor) BoardOpts() drivers.BoardSensorOpts {
 func (s Sensor) SimWaveOpts() drivers.SimWaveOpts {
 	return drivers.SimWaveOpts{Name: s.Name, Interval: s.Interval.Std(), Period: s.Period.Std()}
 }
+
+// ModbusOpts are a modbus relay's options.
+func (r Relay) ModbusOpts() drivers.ModbusRelayOpts {
+	return drivers.ModbusRelayOpts{Name: r.Name, Device: r.Device, Unit: r.Unit, Coil: r.Coil}
+}
+
+// ModbusOpts are a modbus sensor's options.
+func (s Sensor) ModbusOpts() drivers.ModbusSensorOpts {
+	o := drivers.ModbusSensorOpts{Name: s.Name, Device: s.Device, Unit: s.Unit, Interval: s.Interval.Std()}
+	for _, r := range s.Registers {
+		o.Registers = append(o.Registers, drivers.ModbusRegister{Name: r.Name, Address: r.Address, Table: r.Table, Type: r.Type, WordOrder: r.WordOrder, Scale: r.Scale, Offset: r.Offset, Unit: r.Unit})
+	}
+	return o
+}
+
+// SerialDevice is a device entry as the drivers' device pool takes it
+// (the port as the file gives it).
+func (d Device) SerialDevice() drivers.SerialDevice {
+	return drivers.SerialDevice{Name: d.Name, Driver: d.Driver, Port: d.Port, Baud: d.Baud, Parity: d.Parity, StopBits: d.StopBits, Address: d.Address, Timeout: d.Timeout.Std()}
+}
+
+// DS18B20Opts are a ds18b20 sensor's options (the kernel's w1 tree as root).
+func (s Sensor) DS18B20Opts() drivers.DS18B20Opts {
+	return drivers.DS18B20Opts{Name: s.Name, ID: s.ID, Interval: s.Interval.Std()}
+}
+
+// ADS1115Opts are an ads1115 sensor's options.
+func (s Sensor) ADS1115Opts() drivers.ADS1115Opts {
+	o := drivers.ADS1115Opts{Name: s.Name, Bus: s.Bus, Address: s.Address, Interval: s.Interval.Std()}
+	for _, c := range s.Channels {
+		o.Channels = append(o.Channels, drivers.ADCChannel{Name: c.Name, Input: c.Input, Gain: c.Gain, Scale: c.Scale, Offset: c.Offset, Unit: c.Unit})
+	}
+	return o
+}

@@ -19,18 +19,21 @@ import (
 
 // The drivers of each list, in the order messages list them.
 var (
-	relayDrivers  = []string{DriverGPIO, DriverSerialBoard, DriverUSBRelay, DriverI2CRelay}
-	sensorDrivers = []string{DriverBME280, DriverGPIOInput, DriverSerialBoard, DriverSimWave}
-	deviceDrivers = []string{DriverSerialBoard, DriverUSBRelay}
+	relayDrivers  = []string{DriverGPIO, DriverSerialBoard, DriverUSBRelay, DriverI2CRelay, DriverModbus}
+	sensorDrivers = []string{DriverBME280, DriverGPIOInput, DriverSerialBoard, DriverSimWave, DriverModbus, DriverDS18B20, DriverADS1115}
+	deviceDrivers = []string{DriverSerialBoard, DriverUSBRelay, DriverModbusRTU, DriverModbusTCP}
+	modbusDevices = []string{DriverModbusRTU, DriverModbusTCP}
 )
 
 // The fields each driver takes besides the common ones; any other field of
 // the list item is refused.
 var (
 	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse"}
-	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}}
+	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}, DriverModbus: {"device", "unit", "coil"}}
 	sensorCommon = []string{"name", "driver", "interval"}
-	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}}
+	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}, DriverModbus: {"device", "unit", "registers"}, DriverDS18B20: {"id"}, DriverADS1115: {"bus", "address", "channels"}}
+	deviceCommon = []string{"name", "driver"}
+	deviceFields = map[string][]string{DriverSerialBoard: {"port", "baud"}, DriverUSBRelay: {"port", "baud"}, DriverModbusRTU: {"port", "baud", "parity", "stop_bits", "timeout"}, DriverModbusTCP: {"address", "timeout"}}
 )
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -54,6 +57,10 @@ func (p *parser) applyLateDefaults(c *Config) {
 		if s.Driver == DriverGPIOInput && !p.present(path+".pull") {
 			s.Pull = "none"
 		}
+		// The kernel takes 750 ms to read a DS18B20.
+		if s.Driver == DriverDS18B20 && !p.present(path+".interval") {
+			s.Interval = Duration(5 * time.Second)
+		}
 	}
 	for i := range c.Relays {
 		r := &c.Relays[i]
@@ -66,8 +73,22 @@ func (p *parser) applyLateDefaults(c *Config) {
 	for i := range c.Devices {
 		d := &c.Devices[i]
 		// LCUS-type USB relay modules talk at 9600 baud.
-		if d.Driver == DriverUSBRelay && !p.present(fmt.Sprintf("devices[%d].baud", i)) {
+		if (d.Driver == DriverUSBRelay || d.Driver == DriverModbusRTU) && !p.present(fmt.Sprintf("devices[%d].baud", i)) {
 			d.Baud = DefaultUSBRelayBaud
+		}
+		if d.Driver == DriverModbusRTU {
+			if !p.present(fmt.Sprintf("devices[%d].parity", i)) {
+				d.Parity = "none"
+			}
+			if !p.present(fmt.Sprintf("devices[%d].stop_bits", i)) {
+				d.StopBits = 1
+			}
+			if !p.present(fmt.Sprintf("devices[%d].timeout", i)) {
+				d.Timeout = Duration(500 * time.Millisecond)
+			}
+		}
+		if d.Driver == DriverModbusTCP && !p.present(fmt.Sprintf("devices[%d].timeout", i)) {
+			d.Timeout = Duration(time.Second)
 		}
 	}
 }
@@ -398,7 +419,23 @@ func (p *parser) checkDevices(ds []Device) map[string]int {
 				byName[d.Name] = i
 			}
 		}
-		p.checkDriver(item, "device", d.Driver, d.Line, deviceDrivers, nil, nil, nil)
+		p.checkDriver(item, "device", d.Driver, d.Line, deviceDrivers, deviceCommon, deviceFields, knownKeys(reflect.TypeFor[Device]()))
+		switch d.Driver {
+		case DriverModbusTCP:
+			if p.need(item+".address", d.Address, d.Line, "give the Modbus TCP server's host:port, e.g. address: 192.168.1.50:502") {
+				if err := checkHostPort(d.Address); err != nil {
+					p.fieldf(item+".address", d.Line, "%v", err)
+				}
+			}
+			p.atLeast(item+".timeout", d.Timeout, minTick, d.Line)
+			continue
+		case DriverModbusRTU:
+			p.oneOf(item+".parity", d.Parity, d.Line, "none", "even", "odd")
+			if p.use(item+".stop_bits") && d.StopBits != 1 && d.StopBits != 2 {
+				p.fieldf(item+".stop_bits", d.Line, "want 1 or 2, got %d", d.StopBits)
+			}
+			p.atLeast(item+".timeout", d.Timeout, minTick, d.Line)
+		}
 		if p.need(item+".port", d.Port, d.Line, "give the serial port of the board, e.g. port: /dev/ttyACM0") {
 			if o, dup := ports[d.Port]; dup {
 				p.fieldf(item+".port", d.Line, "%s is already the port of %s; a port can have only one device", d.Port, o)
@@ -445,30 +482,62 @@ func (p *parser) usePin(item, name, pin string, line int, r *resources) {
 }
 
 func (p *parser) needDevice(item, kind, driver, dev string, line int, c *Config, devs map[string]int) bool {
+	return p.needDeviceOf(item, kind, driver, []string{driver}, "/dev/ttyACM0", dev, line, c, devs)
+}
+
+// needModbusDevice checks that dev names a modbus-rtu or modbus-tcp device.
+func (p *parser) needModbusDevice(item, kind, dev string, line int, c *Config, devs map[string]int) bool {
+	return p.needDeviceOf(item, kind, DriverModbus, modbusDevices, "/dev/ttyUSB0", dev, line, c, devs)
+}
+
+// needDeviceOf checks that dev names a device of one of the drivers want,
+// for a relay or sensor (kind) of driver; port is the example's.
+func (p *parser) needDeviceOf(item, kind, driver string, want []string, port, dev string, line int, c *Config, devs map[string]int) bool {
 	path := item + ".device"
+	wants := strings.Join(want, " or ")
 	i, ok := devs[dev]
 	if !ok {
 		var known []string
 		for _, d := range c.Devices {
-			if d.Driver == driver && d.Name != "" {
+			if slices.Contains(want, d.Driver) && d.Name != "" {
 				known = append(known, d.Name)
 			}
 		}
 		if len(known) == 0 {
-			p.fieldf(path, line, "no %s device named %q; add it to devices, e.g. - {name: %s, driver: %s, port: /dev/ttyACM0}", driver, dev, dev, driver)
+			p.fieldf(path, line, "no %s device named %q; add it to devices, e.g. - {name: %s, driver: %s, port: %s}", wants, dev, dev, want[0], port)
 		} else {
-			p.fieldf(path, line, "no device named %q; use one of the %s devices: %s", dev, driver, strings.Join(known, ", "))
+			p.fieldf(path, line, "no device named %q; use one of the %s devices: %s", dev, wants, strings.Join(known, ", "))
 		}
 		return false
 	}
-	if d := c.Devices[i]; d.Driver != driver {
+	if d := c.Devices[i]; !slices.Contains(want, d.Driver) {
 		if !p.use(fmt.Sprintf("devices[%d].driver", i)) {
 			return false
 		}
-		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); %s %s %s needs %s %s device", dev, article(d.Driver), d.Driver, i, d.Line, article(driver), driver, kind, article(driver), driver)
+		p.fieldf(path, line, "%q is %s %s device (devices[%d], line %d); %s %s %s needs %s %s device", dev, article(d.Driver), d.Driver, i, d.Line, article(driver), driver, kind, article(want[0]), wants)
 		return false
 	}
 	return true
+}
+
+// listRules reports the driver's problems with the items of the list
+// field of item ("registers[1].type"), sorted, each at its line.
+func (p *parser) listRules(item, list string, line int, problems map[string]string) {
+	var fields []string
+	for f := range problems {
+		if strings.HasPrefix(f, list+"[") {
+			fields = append(fields, f)
+		}
+	}
+	slices.Sort(fields)
+	for _, f := range fields {
+		path := item + "." + f
+		elem := path[:strings.Index(path, "]")+1]
+		if !p.use(path) || !p.use(elem) {
+			continue
+		}
+		p.fieldf(path, p.line(elem, line), "%s", problems[f])
+	}
 }
 
 // needGiven checks that the required field path is in the file (its value
@@ -588,6 +657,20 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 			if p.needChannel(item, x.Line, "channel: 1") && p.rule(item, "channel", x.Line, rules) && port != "" {
 				p.useChannel(item, x.Name, port, x.Channel, x.Line, r)
 			}
+		case DriverModbus:
+			rules := drivers.FieldProblems(x.ModbusOpts().Validate())
+			okDev := p.needFor(item, "device", x.Device, x.Line, rules) &&
+				p.needModbusDevice(item, "relay", x.Device, x.Line, c, devs)
+			okUnit := p.needGiven(item+".unit", x.Line, "give the unit (slave) id of the board, e.g. unit: 1") && p.rule(item, "unit", x.Line, rules)
+			okCoil := p.needGiven(item+".coil", x.Line, "give the coil address of the relay, from 0, e.g. coil: 0") && p.rule(item, "coil", x.Line, rules)
+			if okDev && okUnit && okCoil {
+				key := fmt.Sprintf("modbus\x00%s\x00%d\x00%d", x.Device, x.Unit, x.Coil)
+				if o, dup := r.channels[key]; dup {
+					p.fieldf(item+".coil", x.Line, "coil %d of unit %d on %q is already used by %s", x.Coil, x.Unit, x.Device, o)
+				} else {
+					r.channels[key] = owner{item, x.Name, p.line(item+".coil", x.Line)}
+				}
+			}
 		case DriverI2CRelay:
 			rules := drivers.FieldProblems(x.I2COpts().Validate())
 			okBus := p.need(item+".bus", x.Bus, x.Line, "an i2c-relay relay needs its I2C bus, e.g. bus: /dev/i2c-1")
@@ -648,6 +731,7 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 	names := map[string]owner{}
 	boards := map[string]owner{}
+	probes := map[string]owner{}
 	all := knownKeys(reflect.TypeFor[Sensor]())
 	for i := range c.Sensors {
 		s := &c.Sensors[i]
@@ -662,17 +746,7 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 		}
 		switch s.Driver {
 		case DriverBME280:
-			rules := drivers.FieldProblems(s.BME280Opts().Validate())
-			okBus := p.need(item+".bus", s.Bus, s.Line, "a bme280 sensor needs its I2C bus, e.g. bus: /dev/i2c-1")
-			okAddr := p.needAddress(item, s.Line, "address: 0x76") && p.rule(item, "address", s.Line, rules)
-			if okBus && okAddr {
-				key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
-				if ch := r.i2c[key]; ch != nil {
-					p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
-				} else {
-					r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: DriverBME280}
-				}
-			}
+			p.checkSensorChip(item, s, DriverBME280, "0x76", drivers.FieldProblems(s.BME280Opts().Validate()), r)
 		case DriverGPIOInput:
 			rules := drivers.FieldProblems(s.GPIOInputOpts().Validate())
 			if p.needFor(item, "pin", s.Pin, s.Line, rules) {
@@ -691,8 +765,53 @@ func (p *parser) checkSensors(c *Config, devs map[string]int, r *resources) {
 			}
 		case DriverSimWave:
 			p.rule(item, "period", s.Line, drivers.FieldProblems(s.SimWaveOpts().Validate()))
+		case DriverModbus:
+			rules := drivers.FieldProblems(s.ModbusOpts().Validate())
+			if p.needFor(item, "device", s.Device, s.Line, rules) {
+				p.needModbusDevice(item, "sensor", s.Device, s.Line, c, devs)
+			}
+			if p.needGiven(item+".unit", s.Line, "give the unit (slave) id of the device, e.g. unit: 2") {
+				p.rule(item, "unit", s.Line, rules)
+			}
+			if p.needGiven(item+".registers", s.Line, "list what to read, e.g. registers: [{name: temperature, address: 0, type: int16, scale: 0.1}]") {
+				p.rule(item, "registers", s.Line, rules)
+				p.listRules(item, "registers", s.Line, rules)
+			}
+		case DriverDS18B20:
+			rules := drivers.FieldProblems(s.DS18B20Opts().Validate())
+			if p.needGiven(item+".id", s.Line, "give the probe's 1-wire id, e.g. id: 28-0316a2795eff (ls /sys/bus/w1/devices lists them)") && p.rule(item, "id", s.Line, rules) {
+				if o, dup := probes[s.ID]; dup {
+					p.fieldf(item+".id", s.Line, "probe %s is already read by %s", s.ID, o)
+				} else {
+					probes[s.ID] = owner{item, s.Name, p.line(item+".id", s.Line)}
+				}
+			}
+		case DriverADS1115:
+			rules := drivers.FieldProblems(s.ADS1115Opts().Validate())
+			p.checkSensorChip(item, s, DriverADS1115, "0x48", rules, r)
+			if p.needGiven(item+".channels", s.Line, "list the inputs to read, e.g. channels: [{name: moisture, input: 0, gain: 4.096, scale: 30.3}]") {
+				p.rule(item, "channels", s.Line, rules)
+				p.listRules(item, "channels", s.Line, rules)
+			}
 		}
 	}
+}
+
+// checkSensorChip checks the bus and address of sensor s, a chip on I2C
+// (its driver's name; address is the example's), and records the address,
+// refusing one that is already used.
+func (p *parser) checkSensorChip(item string, s *Sensor, chip, address string, rules map[string]string, r *resources) {
+	okBus := p.need(item+".bus", s.Bus, s.Line, fmt.Sprintf("%s %s sensor needs its I2C bus, e.g. bus: /dev/i2c-1", article(chip), chip))
+	okAddr := p.needAddress(item, s.Line, "address: "+address) && p.rule(item, "address", s.Line, rules)
+	if !okBus || !okAddr {
+		return
+	}
+	key := i2cbus.Key(s.Bus) + "\x00" + strconv.Itoa(s.Address)
+	if ch := r.i2c[key]; ch != nil {
+		p.fieldf(item+".address", s.Line, "%#x on bus %s is already used by %s", s.Address, s.Bus, ch.owner)
+		return
+	}
+	r.i2c[key] = &i2cChip{owner: owner{item, s.Name, p.line(item+".address", s.Line)}, chip: chip}
 }
 
 // isLoopbackHost reports whether host names this machine: localhost or a

@@ -75,12 +75,16 @@ var (
 		config.DriverI2CRelay:    openI2CRelay,
 		config.DriverSerialBoard: openBoardRelay,
 		config.DriverUSBRelay:    openUSBRelay,
+		config.DriverModbus:      openModbusRelay,
 	}
 	sensorDrivers = map[string]func(config.Sensor, Env) (drivers.Sensor, error){
 		config.DriverBME280:      openBME280,
 		config.DriverGPIOInput:   openGPIOInput,
 		config.DriverSerialBoard: openBoardSensor,
 		config.DriverSimWave:     openSimWave,
+		config.DriverModbus:      openModbusSensor,
+		config.DriverDS18B20:     openDS18B20,
+		config.DriverADS1115:     openADS1115,
 	}
 )
 
@@ -120,13 +124,26 @@ func open[E, D any](kind, name, driver string, table map[string]func(E, Env) (D,
 
 // NewDevicePool returns the pool of the configured serial devices. When buses
 // is the simulator, each device's port is the simulated device attached for
-// it (Simulate), not the port of the file.
+// it (Simulate), not the port of the file, and a modbus-tcp device's
+// address that of the simulated server.
 func NewDevicePool(devices []config.Device, buses drivers.Buses, log *slog.Logger) *drivers.DevicePool {
 	ds := make([]drivers.SerialDevice, 0, len(devices))
 	for _, d := range devices {
-		ds = append(ds, drivers.SerialDevice{Name: d.Name, Driver: d.Driver, Port: serialPath(buses, d.Port), Baud: d.Baud})
+		sd := d.SerialDevice()
+		sd.Port = serialPath(buses, d.Port)
+		if a, ok := buses.(tcpAddresses); ok && d.Address != "" {
+			if addr, ok := a.ModbusTCPAddress(d.Address); ok {
+				sd.Address = addr
+			}
+		}
+		ds = append(ds, sd)
 	}
 	return drivers.NewDevicePool(ds, log)
+}
+
+// tcpAddresses is a bus provider that stands in for Modbus TCP servers.
+type tcpAddresses interface {
+	ModbusTCPAddress(addr string) (string, bool)
 }
 
 // serialPaths is a bus provider that stands in for serial ports too: the
@@ -191,4 +208,25 @@ func openBoardSensor(sc config.Sensor, env Env) (drivers.Sensor, error) {
 
 func openSimWave(sc config.Sensor, env Env) (drivers.Sensor, error) {
 	return drivers.OpenSimWave(sc.SimWaveOpts(), env.drivers())
+}
+
+func openModbusRelay(rc config.Relay, env Env) (drivers.Relay, error) {
+	return drivers.OpenModbusRelay(rc.ModbusOpts(), env.drivers())
+}
+
+func openModbusSensor(sc config.Sensor, env Env) (drivers.Sensor, error) {
+	return drivers.OpenModbusSensor(sc.ModbusOpts(), env.drivers())
+}
+
+func openDS18B20(sc config.Sensor, env Env) (drivers.Sensor, error) {
+	o := sc.DS18B20Opts()
+	// The simulator's w1 tree stands in for the kernel's.
+	if w1, ok := env.Buses.(interface{ W1Root() string }); ok && w1.W1Root() != "" {
+		o.Root = w1.W1Root()
+	}
+	return drivers.OpenDS18B20(o, env.drivers())
+}
+
+func openADS1115(sc config.Sensor, env Env) (drivers.Sensor, error) {
+	return drivers.OpenADS1115(sc.ADS1115Opts(), env.drivers())
 }

@@ -26,12 +26,12 @@ func TestUnknownDriverNamesTheAvailableOnes(t *testing.T) {
 
 // Every driver the configuration accepts can be opened by this build.
 func TestEveryConfigDriverIsRegistered(t *testing.T) {
-	for _, d := range []string{config.DriverGPIO, config.DriverSerialBoard, config.DriverUSBRelay, config.DriverI2CRelay} {
+	for _, d := range []string{config.DriverGPIO, config.DriverSerialBoard, config.DriverUSBRelay, config.DriverI2CRelay, config.DriverModbus} {
 		if relayDrivers[d] == nil {
 			t.Errorf("relay driver %q is not registered", d)
 		}
 	}
-	for _, d := range []string{config.DriverBME280, config.DriverGPIOInput, config.DriverSerialBoard, config.DriverSimWave} {
+	for _, d := range []string{config.DriverBME280, config.DriverGPIOInput, config.DriverSerialBoard, config.DriverSimWave, config.DriverModbus, config.DriverDS18B20, config.DriverADS1115} {
 		if sensorDrivers[d] == nil {
 			t.Errorf("sensor driver %q is not registered", d)
 		}

@@ -2,6 +2,7 @@ package hardware
 
 import (
 	"path/filepath"
+	"slices"
 
 	firmwaresim "github.com/edgegate/edgegate/firmware-sim"
 	"github.com/edgegate/edgegate/gateway/config"
@@ -10,7 +11,10 @@ import (
 // SimDevices describes what the devices of cfg need on simulated hardware: a
 // BME280 for each bme280 sensor, an expander for each i2c-relay chip, a board
 // firmware or an LCUS module on a pseudo-terminal for each serial device and
-// each usb-relay given by port. GPIO pins and sim-wave need nothing.
+// each usb-relay given by port, a Modbus RTU bus or TCP server with a slave
+// per unit its relays and sensors address for each Modbus device, a DS18B20
+// in the w1 tree for each ds18b20 sensor, an ADS1115 for each ads1115
+// sensor. GPIO pins and sim-wave need nothing.
 func SimDevices(cfg *config.Config) firmwaresim.Devices {
 	var d firmwaresim.Devices
 	for _, dev := range cfg.Devices {
@@ -19,11 +23,18 @@ func SimDevices(cfg *config.Config) firmwaresim.Devices {
 			d.Serial = append(d.Serial, firmwaresim.SerialDevice{Kind: firmwaresim.KindSerialBoard, Name: dev.Name, Port: dev.Port})
 		case config.DriverUSBRelay:
 			d.Serial = append(d.Serial, firmwaresim.SerialDevice{Kind: firmwaresim.KindUSBRelay, Name: dev.Name, Port: dev.Port})
+		case config.DriverModbusRTU, config.DriverModbusTCP:
+			d.Modbus = append(d.Modbus, firmwaresim.ModbusBus{Kind: dev.Driver, Name: dev.Name, Port: dev.Port, Address: dev.Address, Units: modbusUnits(cfg, dev.Name)})
 		}
 	}
 	for _, s := range cfg.Sensors {
-		if s.Driver == config.DriverBME280 {
+		switch s.Driver {
+		case config.DriverBME280:
 			d.BME280s = append(d.BME280s, firmwaresim.I2CChip{Bus: s.Bus, Address: s.Address})
+		case config.DriverDS18B20:
+			d.W1 = append(d.W1, s.ID)
+		case config.DriverADS1115:
+			d.ADS1115s = append(d.ADS1115s, firmwaresim.I2CChip{Bus: s.Bus, Address: s.Address})
 		}
 	}
 	for _, r := range cfg.Relays {
@@ -36,6 +47,28 @@ func SimDevices(cfg *config.Config) firmwaresim.Devices {
 		}
 	}
 	return d
+}
+
+// modbusUnits lists the units the modbus relays and sensors of cfg address
+// on device, in the order they first appear.
+func modbusUnits(cfg *config.Config, device string) []int {
+	var units []int
+	add := func(u int) {
+		if !slices.Contains(units, u) {
+			units = append(units, u)
+		}
+	}
+	for _, r := range cfg.Relays {
+		if r.Driver == config.DriverModbus && r.Device == device {
+			add(r.Unit)
+		}
+	}
+	for _, s := range cfg.Sensors {
+		if s.Driver == config.DriverModbus && s.Device == device {
+			add(s.Unit)
+		}
+	}
+	return units
 }
 
 // Simulate attaches to hw what the devices of cfg need (SimDevices). Pass hw
