@@ -49,8 +49,19 @@ func TestExamplesLoad(t *testing.T) {
 	}
 }
 
-// placeholder is an API key an example ships instead of a usable one.
-var placeholder = regexp.MustCompile(`CHANGE-ME-[A-Za-z0-9_-]*`)
+// placeholder is an API key an example ships instead of a usable one, and
+// keysFile an auth.keys_file line.
+var (
+	placeholder = regexp.MustCompile(`CHANGE-ME-[A-Za-z0-9_-]*`)
+	keysFile    = regexp.MustCompile(`(?m)^(\s*keys_file:\s*)(\S+)$`)
+)
+
+// randomKey is a key as scripts/install.sh and the package make them.
+func randomKey() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // loadInstalled checks an example as scripts/install.sh installs it: each
 // placeholder key replaced by a random one. As shipped, an example with
@@ -61,6 +72,27 @@ func loadInstalled(t *testing.T, f string) (*config.Config, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A keys_file is made as the package makes it: two fresh keys.
+	if m := keysFile.FindSubmatch(data); m != nil {
+		keys := filepath.Join(t.TempDir(), "api-keys")
+		text := fmt.Sprintf("operator operator %s\nviewer viewer %s\n", randomKey(), randomKey())
+		if err := os.WriteFile(keys, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data = keysFile.ReplaceAll(data, []byte("${1}"+keys))
+		cfg, err := config.Parse(f, data)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(t.TempDir(), filepath.Base(f))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err = config.Load(path); err == nil && len(cfg.Auth.Keys) != 2 {
+			t.Errorf("%s: %d keys from its keys_file, want 2", f, len(cfg.Auth.Keys))
+		}
+		return cfg, err
+	}
 	n := len(placeholder.FindAll(data, -1))
 	if n == 0 {
 		return config.Load(f)
@@ -68,11 +100,7 @@ func loadInstalled(t *testing.T, f string) (*config.Config, error) {
 	if _, err := config.Load(f); err == nil || strings.Count(err.Error(), "still the example's placeholder") != n {
 		t.Errorf("%s as shipped, with %d placeholder keys: %v", f, n, err)
 	}
-	installed := placeholder.ReplaceAllFunc(data, func([]byte) []byte {
-		b := make([]byte, 24)
-		rand.Read(b)
-		return []byte(hex.EncodeToString(b))
-	})
+	installed := placeholder.ReplaceAllFunc(data, func([]byte) []byte { return []byte(randomKey()) })
 	return config.Parse(f, installed)
 }
 

@@ -100,6 +100,10 @@ type Auth struct {
 	Secret     string   `yaml:"secret"`      // HMAC key for signed tokens, inline
 	SecretFile string   `yaml:"secret_file"` // or read from this file (not read by Parse)
 	Keys       []APIKey `yaml:"keys"`
+	// KeysFile holds more API keys, one "name role key" a line (# starts
+	// a comment): read by Load, not by Parse, and added to Keys.
+	KeysFile     string `yaml:"keys_file"`
+	keysFileLine int    // where keys_file is, for an error reading it
 	// MaxTokenTTL caps the lifetime of every signed token the gateway
 	// and edgegate token mint, and refuses presented tokens that would
 	// outlive it. Default 30 days; at least 1m.
@@ -346,7 +350,16 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: cannot read the configuration file: %w", path, err)
 	}
-	return Parse(path, data)
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auth.KeysFile != "" {
+		if err := cfg.loadKeysFile(); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
 }
 
 // Parse decodes and checks a configuration; file names it in errors (and

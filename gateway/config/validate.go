@@ -376,13 +376,8 @@ func (p *parser) checkAuth(a *Auth) {
 			}
 		}
 		if p.need(item+".key", k.Key, k.Line, "give the key clients present (a long random string)") {
-			switch {
-			case strings.Contains(strings.ToUpper(k.Key), "CHANGE-ME"):
-				p.errorf(p.line(item+".key", k.Line), item+".key", "still the example's placeholder; replace it with a long random string, e.g. the output of: openssl rand -hex 24 (scripts/install.sh does it for a new config)")
-			case len(k.Key) < MinSecretBytes:
-				p.errorf(p.line(item+".key", k.Line), item+".key", "too short (%d characters) to be safe against guessing; use at least %d, e.g. the output of: head -c 24 /dev/urandom | base64", len(k.Key), MinSecretBytes)
-			case strings.Count(k.Key, k.Key[:1]) == len(k.Key):
-				p.errorf(p.line(item+".key", k.Line), item+".key", "one character repeated is guessed at once; use a long random string, e.g. the output of: openssl rand -hex 24")
+			if problem := weakKey(k.Key); problem != "" {
+				p.errorf(p.line(item+".key", k.Line), item+".key", "%s", problem)
 			}
 			if o, dup := keys[k.Key]; dup {
 				p.fieldf(item+".key", k.Line, "the same key as %s; every key must be different", o)
@@ -397,10 +392,28 @@ func (p *parser) checkAuth(a *Auth) {
 	if p.use("auth.max_token_ttl") && a.MaxTokenTTL < Duration(MinTokenTTL) {
 		p.fieldf("auth.max_token_ttl", al, "must be at least %v (the dashboard's socket tokens live that long), got %v (default %v)", Duration(MinTokenTTL), a.MaxTokenTTL, Duration(DefaultMaxTokenTTL))
 	}
-	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") &&
-		a.Secret == "" && a.SecretFile == "" && len(a.Keys) == 0 {
+	if p.present("auth.keys_file") {
+		a.keysFileLine = p.line("auth.keys_file", al)
+		p.need("auth.keys_file", a.KeysFile, al, "give the file holding API keys, one \"name role key\" a line, or leave keys_file out")
+	}
+	if a.Enabled && p.use("auth.secret") && p.use("auth.secret_file") && p.use("auth.keys") && p.use("auth.keys_file") &&
+		a.Secret == "" && a.SecretFile == "" && len(a.Keys) == 0 && a.KeysFile == "" {
 		p.fieldf("auth.enabled", al, "auth is enabled but clients have nothing to authenticate with; add secret_file: (or secret:) for signed tokens, or keys: with at least one API key")
 	}
+}
+
+// weakKey says what is wrong with an API key that a guess would find, or
+// "" for a good one.
+func weakKey(key string) string {
+	switch {
+	case strings.Contains(strings.ToUpper(key), "CHANGE-ME"):
+		return "still the example's placeholder; replace it with a long random string, e.g. the output of: openssl rand -hex 24 (scripts/install.sh does it for a new config)"
+	case len(key) < MinSecretBytes:
+		return fmt.Sprintf("too short (%d characters) to be safe against guessing; use at least %d, e.g. the output of: head -c 24 /dev/urandom | base64", len(key), MinSecretBytes)
+	case strings.Count(key, key[:1]) == len(key):
+		return "one character repeated is guessed at once; use a long random string, e.g. the output of: openssl rand -hex 24"
+	}
+	return ""
 }
 
 // checkDevices checks the devices and returns them by name.
