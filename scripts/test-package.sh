@@ -215,7 +215,7 @@ expect() { # DESCRIPTION COMMAND...: the command must succeed
   "$@" || fail "$what"
 }
 # The generated secrets: the secret, the keys, and the config's pointer to them.
-config_keys() { grep -x 'keys_file: /etc/edgegate/api-keys' "$chroot_dir/etc/edgegate/edgegate.yaml"; }
+config_keys() { grep -xE '[[:space:]]*keys_file: /etc/edgegate/api-keys' "$chroot_dir/etc/edgegate/edgegate.yaml"; }
 sums() { (cd "$chroot_dir/etc/edgegate" && sha256sum secret.key api-keys) && config_keys; }
 
 snapshot >"$work/before"
