@@ -175,7 +175,13 @@ type Relay struct {
 	Bus         string `yaml:"bus"`
 	Address     int    `yaml:"address"`
 	Chip        string `yaml:"chip"` // pcf8574 | mcp23017
-	Line        int    `yaml:"-"`    // line of the list item
+	// Relay guards (AUTOMATIONS.md): MaxOn switches a relay off once it has
+	// been on this long; MinOn and MinOff refuse a change that would end an
+	// on (off) period shorter than them. 0: no guard.
+	MaxOn  Duration `yaml:"max_on"`
+	MinOn  Duration `yaml:"min_on"`
+	MinOff Duration `yaml:"min_off"`
+	Line   int      `yaml:"-"` // line of the list item
 }
 
 // Sensor is one entry of sensors. Which fields apply depends on Driver:

@@ -387,7 +387,7 @@ relay:
   - {name: a, driver: gpio, pin: GPIO1}
   - {name: b, driver: gpio, pin: GPIO2, colour: red}
 `,
-		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip)"},
+		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip, max_on, min_on, min_off)"},
 	{"unknown nested key",
 		`gateway:
   limits:

@@ -221,7 +221,10 @@ func pulseDuration(ms int64) time.Duration {
 func (s *Requests) replyOpError(req *protocol.Request, err error) {
 	var de *DeviceError
 	var pe *PulseLengthError
+	var te *TooSoonError
 	switch {
+	case errors.As(err, &te):
+		s.ReplyError(req.ID, protocol.CodeTooSoon, te.Error())
 	case errors.As(err, &pe):
 		s.ReplyError(req.ID, protocol.CodeBadRequest, fmt.Sprintf("\"ms\" must be between 1 and %d for relay %q", pe.Max.Milliseconds(), req.Relay))
 	case errors.Is(err, ErrUnknownRelay):
