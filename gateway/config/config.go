@@ -37,6 +37,8 @@ type Config struct {
 	Sensors  []Sensor  `yaml:"sensors"`
 	Devices  []Device  `yaml:"devices"`
 	Upstream *Upstream `yaml:"upstream"` // nil when absent
+	// Automations run on the gateway (automations.go, AUTOMATIONS.md).
+	Automations []Automation `yaml:"automations"`
 }
 
 // Gateway is the gateway section: the listener and its limits.

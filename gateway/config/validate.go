@@ -205,6 +205,7 @@ func (p *parser) validate(c *Config) {
 	if c.Upstream != nil {
 		p.checkUpstream(c.Upstream)
 	}
+	p.checkAutomations(c)
 }
 
 func (p *parser) checkGateway(g *Gateway) {
