@@ -116,3 +116,27 @@ func (s *Service) stopMaxOn(e *entry) {
 		e.maxOn.Stop()
 	}
 }
+
+// FailsafeBy puts one relay into its failsafe state (hold: unchanged) on
+// behalf of the automation named, as the sensor-failure rule of a
+// thermostat does: like every failsafe, min_on and min_off never refuse it.
+// It reports whether the relay was driven (false for hold).
+func (s *Service) FailsafeBy(ctx context.Context, name, automation string) (bool, error) {
+	e, err := s.lookup(name)
+	if err != nil {
+		return false, err
+	}
+	var on bool
+	switch e.cfg.Failsafe {
+	case "hold":
+		return false, nil
+	case "on":
+		on = true
+	}
+	e.lock.Lock()
+	defer e.lock.Unlock()
+	if s.isClosed() {
+		return false, ErrShutdown
+	}
+	return true, s.setLocked(ctx, e, on, protocol.SourceAutomation, automation)
+}

@@ -93,7 +93,13 @@ func TestMinOffRefusesQuickReswitchButNotFailsafeOrShutdown(t *testing.T) {
 	if _, err := s.Toggle(ctx, "comp", "client"); !errors.As(err, &te) {
 		t.Fatalf("toggle: %v", err)
 	}
-	// ...but failsafe is never refused.
+	// ...but failsafe is never refused, the automations' sensor-failure rule's neither.
+	if driven, err := s.FailsafeBy(ctx, "comp", "keep_warm"); err != nil || !driven {
+		t.Fatalf("FailsafeBy: %v %v", driven, err)
+	}
+	if sim.Pin("GPIO5").Read() != gpio.Low {
+		t.Fatal("min_on blocked FailsafeBy")
+	}
 	s.failsafe(ctx)
 	if sim.Pin("GPIO5").Read() != gpio.Low {
 		t.Fatal("min_on blocked failsafe")

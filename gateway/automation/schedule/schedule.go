@@ -175,6 +175,8 @@ func (c *cron) Next(t time.Time) time.Time {
 			t = n
 		case c.min&(1<<mi) == 0:
 			t = t.Add(time.Minute)
+		case !time.Date(y, mo, d, h, mi, 0, 0, loc).Equal(t):
+			t = t.Add(time.Minute) // the second time of a wall time that happens twice
 		default:
 			return t
 		}
