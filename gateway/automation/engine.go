@@ -33,7 +33,7 @@ import (
 )
 
 // ErrUnknownAutomation is SetEnabled's error for a name no automation has.
-var ErrUnknownAutomation = errors.New("unknown automation")
+var ErrUnknownAutomation = relay.ErrUnknownAutomation
 
 // Relays is what the engine needs of the relay service (*relay.Service).
 type Relays interface {
