@@ -273,3 +273,48 @@ func TestBadAutomationsRefused(t *testing.T) {
 		}
 	}
 }
+
+// The embedded demo (go run ./cmd/edgegate --sim) runs its automations: a
+// thermostat on heater from room.temperature, a door light and the rest,
+// with a guarded pump.
+func TestSimDemoAutomations(t *testing.T) {
+	p := startGateway(t, "--sim", "--data-dir", t.TempDir()) // a data dir of its own: nothing disabled
+	c, hello := dialRelay(t, p, "")
+	reply, _ := c.call(map[string]any{"id": 1, "op": "automations"})
+	kinds := map[string]string{}
+	for _, a := range reply["automations"].([]any) {
+		a := a.(map[string]any)
+		if a["enabled"] != true {
+			t.Fatalf("%v", a)
+		}
+		kinds[a["name"].(string)] = a["kind"].(string)
+	}
+	if kinds["keep_warm"] != "thermostat" || kinds["door_light"] != "when" || kinds["irrigate"] != "schedule" {
+		t.Fatalf("demo automations %v", kinds)
+	}
+	_ = hello
+	// The thermostat holds the heater to the pinned temperature, and the
+	// door contact's pin drives the light (either may have happened by
+	// itself already, from the drifting room and the door's initial level).
+	p.httpPost("/sim/i2c/0x76?temperature=18")
+	p.httpPost("/sim/gpio/GPIO27?level=high")
+	waitList := func(relay, automation string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			reply, _ := c.call(map[string]any{"id": 2, "op": "list"})
+			for _, r := range reply["relays"].([]any) {
+				r := r.(map[string]any)
+				if r["name"] == relay && r["state"] == "on" && r["changed_by"] == "automation" && r["automation"] == automation {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not switched on by %s: %v", relay, automation, reply)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitList("heater", "keep_warm")
+	waitList("light", "door_light")
+}
