@@ -272,18 +272,22 @@ type sampleSink Engine
 // Queue hands a sample to the engine's goroutine: called under the hub's
 // lock, it never blocks and keeps no reference.
 func (s *sampleSink) Queue(smp *sensor.Sample, _ bool) bool {
-	e := (*Engine)(s)
+	(*Engine)(s).push(queued{index: smp.Index(), value: smp.Value(), isErr: smp.IsError()})
+	smp.Release()
+	return false
+}
+
+// push queues a sample for the engine's goroutine and wakes it.
+func (e *Engine) push(q queued) {
 	e.qmu.Lock()
 	if len(e.q) < maxQueued {
-		e.q = append(e.q, queued{index: smp.Index(), value: smp.Value(), isErr: smp.IsError()})
+		e.q = append(e.q, q)
 	}
 	e.qmu.Unlock()
-	smp.Release()
 	select {
 	case e.wake <- struct{}{}:
 	default:
 	}
-	return false
 }
 
 // Deliver and Purge are never called: Queue keeps nothing.
