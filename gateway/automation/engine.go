@@ -355,11 +355,15 @@ func (e *Engine) thermostatLocked(a *auto, v float64, isErr bool, now time.Time)
 	act := config.Action{Set: a.th.Relay, State: protocol.StateString(on)}
 	if err := e.doLocked(a, &act); err != nil {
 		a.retry = true // tried again with the next sample
+		first := a.err == ""
 		a.err = err.Error()
-	} else {
-		a.err = ""
-		a.fired = now
+		if first { // one event for a run of refusals (a too_soon says how long to wait)
+			e.publishLocked(a, now)
+		}
+		return
 	}
+	a.err = ""
+	a.fired = now
 	e.publishLocked(a, now)
 }
 

@@ -403,3 +403,25 @@ func TestUnknownSensorAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestThermostatRetriesARefusedSwitch(t *testing.T) {
+	r := newRig(t, "", thermostat)
+	r.relays.fail["heater"] = &relay.TooSoonError{Relay: "heater", Guard: "min_off", Min: time.Minute, Wait: time.Second}
+	n := len(r.events)
+	r.sample("room.value", 17)
+	r.sample("room.value", 17.1)
+	if len(r.relays.take()) != 2 {
+		t.Fatal("a refused switch is not tried again with the next sample")
+	}
+	if len(r.events) != n+1 || !strings.Contains(r.info("keep_warm").Error, "min_off") {
+		t.Fatalf("want one event for the refusals: %v", r.events[n:])
+	}
+	delete(r.relays.fail, "heater")
+	r.sample("room.value", 17.2)
+	r.expect("set heater on by automation/keep_warm")
+	if a := r.info("keep_warm"); a.Error != "" || !a.Active {
+		t.Fatalf("%+v", a)
+	}
+	r.sample("room.value", 17.3) // done: no more requests
+	r.expect()
+}

@@ -53,6 +53,9 @@ type Every struct {
 
 // Next is the first start + n·d after t.
 func (e Every) Next(t time.Time) time.Time {
+	if e.D <= 0 {
+		return time.Time{} // never
+	}
 	if t.Before(e.Start) {
 		return e.Start.Add(e.D)
 	}
@@ -93,6 +96,9 @@ func ParseCron(s string) (Schedule, error) {
 		c.dow |= 1
 	}
 	c.domAny, c.dowAny = f[2] == "*", f[4] == "*"
+	if c.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return nil, fmt.Errorf("%q never matches a day (like 30 February)", s)
+	}
 	return &c, nil
 }
 

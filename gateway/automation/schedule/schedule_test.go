@@ -82,7 +82,7 @@ func TestCron(t *testing.T) {
 	if n1.Day() != 1 || n2.Day() != 2 {
 		t.Errorf("fall back: %v then %v", n1, n2)
 	}
-	for _, bad := range []string{"* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "a * * * *", "5-1 * * * *"} {
+	for _, bad := range []string{"* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "a * * * *", "5-1 * * * *", "0 0 30 2 *"} {
 		if _, err := ParseCron(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
