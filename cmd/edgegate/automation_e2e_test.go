@@ -318,3 +318,24 @@ func TestSimDemoAutomations(t *testing.T) {
 	waitList("heater", "keep_warm")
 	waitList("light", "door_light")
 }
+
+// max_on holds for a change made on the device too: the serial board's
+// own button switches the fan on, and the guard switches it off.
+func TestMaxOnAfterDeviceButton(t *testing.T) {
+	cfg := strings.Replace(serialConfig, "{name: fan, driver: serial-board, device: board, channel: 2}",
+		"{name: fan, driver: serial-board, device: board, channel: 2, max_on: 1s}", 1)
+	p := startGateway(t, "--sim", "--config", writeConfig(t, cfg))
+	c, _ := dialRelay(t, p, "")
+	pressed := time.Now()
+	p.httpPost("/sim/serial/board?press=2")
+	if ev := nextState(t, c, "fan", 3*time.Second); ev["state"] != "on" || ev["source"] != "device" {
+		t.Fatalf("button: %v", ev)
+	}
+	ev := nextState(t, c, "fan", 3*time.Second)
+	if el := time.Since(pressed); ev["state"] != "off" || ev["source"] != "guard" || el < 900*time.Millisecond {
+		t.Fatalf("max_on after the button: %v after %v", ev, el)
+	}
+	if got := p.simSerial("board").Relays; got[1] {
+		t.Fatalf("the board still drives the fan: %v", got)
+	}
+}
