@@ -139,3 +139,55 @@ func TestTooSoonReplyCode(t *testing.T) {
 		t.Fatalf("replies %v", replies)
 	}
 }
+
+type fakeAutomations struct{ enabled map[string]bool }
+
+func (f *fakeAutomations) List(dst []protocol.AutomationInfo) []protocol.AutomationInfo {
+	return append(dst, protocol.AutomationInfo{Name: "keep_warm", Kind: protocol.KindThermostat, Enabled: f.enabled["keep_warm"]})
+}
+
+func (f *fakeAutomations) SetEnabled(name string, on bool) error {
+	if _, ok := f.enabled[name]; !ok {
+		return ErrUnknownAutomation
+	}
+	f.enabled[name] = on
+	return nil
+}
+
+func TestAutomationOps(t *testing.T) {
+	s, _ := newTestService(t, config.Relay{Name: "heater", Pin: "GPIO7"})
+	autos := &fakeAutomations{enabled: map[string]bool{"keep_warm": true}}
+	var replies []string
+	r := &Requests{Service: s, Role: protocol.RoleViewer, Source: protocol.SourceClient, Automations: autos,
+		Reply: func(enc func([]byte) []byte) { replies = append(replies, string(enc(nil))) }}
+	r.Handle([]byte(`{"id":1,"op":"automations"}`))
+	r.Handle([]byte(`{"id":2,"op":"disable","automation":"keep_warm"}`))
+	r.Role = protocol.RoleOperator
+	r.Handle([]byte(`{"id":3,"op":"disable","automation":"keep_warm"}`))
+	r.Handle([]byte(`{"id":4,"op":"enable","automation":"nope"}`))
+	r.Handle([]byte(`{"id":5,"op":"enable"}`))
+	want := []string{
+		`{"id":1,"ok":true,"automations":[{"name":"keep_warm","kind":"thermostat","enabled":true,"active":false,"last_fired":null,"next":null,"error":""}]}`,
+		`"code":"forbidden"`,
+		`{"id":3,"ok":true,"automation":"keep_warm","enabled":false}`,
+		`"code":"unknown_automation"`,
+		`"code":"bad_request"`,
+	}
+	if len(replies) != len(want) {
+		t.Fatalf("replies %v", replies)
+	}
+	for i, w := range want {
+		if !strings.Contains(replies[i], w) {
+			t.Errorf("reply %d: %s, want %s", i, replies[i], w)
+		}
+	}
+	if autos.enabled["keep_warm"] {
+		t.Fatal("not disabled")
+	}
+	// Without an engine (the uplink) they are unknown ops.
+	r.Automations = nil
+	r.Handle([]byte(`{"id":6,"op":"automations"}`))
+	if !strings.Contains(replies[len(replies)-1], `"code":"unknown_op"`) {
+		t.Fatal(replies[len(replies)-1])
+	}
+}

@@ -133,7 +133,11 @@ func (s *Requests) Do() {
 		}
 		fallthrough
 	default:
-		s.ReplyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; relay-control.v1 ops are list, get, set, toggle, pulse, automations, enable, disable", req.Op))
+		ops := "list, get, set, toggle, pulse"
+		if s.Automations != nil {
+			ops += ", automations, enable, disable"
+		}
+		s.ReplyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; relay-control.v1 ops are %s", req.Op, ops))
 		return
 	}
 	if req.Relay == "" {
