@@ -116,16 +116,15 @@ type auto struct {
 	next    time.Time // schedules
 
 	// thermostat
-	th       *config.Thermostat
-	lower    float64
-	upper    float64
-	zone     int // 0 unknown, -1 below lower, 1 above upper, 2 between
-	retry    bool
-	last     time.Time // of the last good sample (or the start)
-	silence  time.Duration
-	failed   bool
-	fsDone   bool // the failsafe was applied for the current failure
-	sensorIx int
+	th      *config.Thermostat
+	lower   float64
+	upper   float64
+	zone    int // 0 unknown, -1 below lower, 1 above upper, 2 between
+	retry   bool
+	last    time.Time // of the last good sample (or the start)
+	silence time.Duration
+	failed  bool
+	fsDone  bool // the failsafe was applied for the current failure
 
 	// when
 	w     *config.When
@@ -159,7 +158,7 @@ func New(opts Options) (*Engine, error) {
 	now := e.now()
 	seen := map[int]bool{}
 	for _, c := range opts.Config.Automations {
-		a := &auto{cfg: c, kind: c.Kind(), enabled: true, sensorIx: -1, last: now}
+		a := &auto{cfg: c, kind: c.Kind(), enabled: true, last: now}
 		name := ""
 		switch {
 		case c.Thermostat != nil:
@@ -194,7 +193,6 @@ func New(opts Options) (*Engine, error) {
 				return nil, fmt.Errorf("automation %q: unknown sensor %q", c.Name, name)
 			}
 			info := found[0].Info()
-			a.sensorIx = info.Index
 			a.silence = max(3*time.Duration(info.IntervalMS)*time.Millisecond, 10*time.Second)
 			e.bySens[info.Index] = append(e.bySens[info.Index], a)
 			if !seen[info.Index] {
@@ -215,6 +213,12 @@ func New(opts Options) (*Engine, error) {
 // Start subscribes to the sensors and runs the engine's goroutine until Stop.
 func (e *Engine) Start() {
 	e.stop, e.done = make(chan struct{}), make(chan struct{})
+	now := e.now()
+	e.mu.Lock()
+	for _, a := range e.autos {
+		a.last = now // a thermostat's sensor has from now to send its first sample
+	}
+	e.mu.Unlock()
 	if len(e.watched) > 0 {
 		e.sub.Subscriber = (*sampleSink)(e)
 		e.sensors.Subscribe(&e.sub, e.watched, sensor.Options{})
