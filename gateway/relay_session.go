@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 
+	"github.com/edgegate/edgegate/gateway/automation"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/protocol"
 )
@@ -16,6 +17,7 @@ type relaySession struct {
 // relayControl is the relay-control.v1 service: what its sessions need.
 type relayControl struct {
 	relays      *relay.Service
+	automations *automation.Engine
 	id, version string // the gateway's, for the hello
 	log         *slog.Logger
 }
@@ -29,7 +31,12 @@ func (rc *relayControl) start(p *peer) (*outbox, func(payload []byte), func()) {
 	}
 	s := &relaySession{out: newOutbox()}
 	s.ops = relay.Requests{Service: rc.relays, Role: p.role, Source: protocol.SourceClient, Reply: s.out.pushReply,
-		Who: p.who, Remote: p.remote, Log: rc.log}
+		Who: p.who, Remote: p.remote, Log: rc.log, Automations: rc.automations}
+	// Automation events: the engine calls with its lock held, and
+	// pushReply copies the bytes at once without blocking.
+	unsubAuto := rc.automations.Subscribe(func(ev []byte) {
+		s.out.pushReply(func(b []byte) []byte { return append(b, ev...) })
+	})
 	unsubscribe := rc.relays.Subscribe(s, func(list []protocol.RelayInfo) {
 		s.out.pushReply(func(b []byte) []byte {
 			return protocol.AppendRelayHello(b, rc.id, rc.version, p.role, list)
@@ -37,6 +44,7 @@ func (rc *relayControl) start(p *peer) (*outbox, func(payload []byte), func()) {
 	})
 	return s.out, s.ops.Handle, func() {
 		unsubscribe()
+		unsubAuto()
 		if operator {
 			rc.relays.OperatorDown()
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgegate/edgegate/drivers"
 	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/automation"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/hardware"
 	"github.com/edgegate/edgegate/gateway/relay"
@@ -60,6 +61,7 @@ type Gateway struct {
 	started   time.Time
 	relays    *relay.Service
 	hub       *sensor.Hub
+	autos     *automation.Engine  // the automations section (may have none)
 	devices   *drivers.DevicePool // serial devices shared by relays and sensors
 	mux       *http.ServeMux
 	handler   http.Handler // mux behind the Host check (hosts.go)
@@ -161,8 +163,12 @@ func New(opts Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	opened.push(g.hub.Stop)
+	if g.autos, err = automation.New(automation.Options{Config: opts.Config, Relays: g.relays, Sensors: g.hub, DataDir: opts.DataDir, Log: opts.Logger}); err != nil {
+		return nil, err
+	}
+	opened.push(g.autos.Stop)
 	g.services = map[string]service{
-		protocol.RelayControlV1: (&relayControl{relays: g.relays, id: opts.Config.Gateway.ID, version: opts.Version, log: opts.Logger}).start,
+		protocol.RelayControlV1: (&relayControl{relays: g.relays, automations: g.autos, id: opts.Config.Gateway.ID, version: opts.Version, log: opts.Logger}).start,
 		protocol.SensorStreamV1: (&sensorStream{hub: g.hub, id: opts.Config.Gateway.ID, version: opts.Version, queue: opts.Config.Gateway.Limits.SubscriberQueue}).start,
 	}
 	if up := opts.Config.Upstream; up != nil {
@@ -176,6 +182,7 @@ func New(opts Options) (_ *Gateway, err error) {
 	defer cancel()
 	g.relays.Start(ctx) // also saves the states to restore and arms the watchdog
 	g.hub.Start()
+	g.autos.Start() // after the relays' initial states
 	if g.uplink != nil {
 		g.uplink.Start()
 	}
@@ -258,6 +265,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		g.log.Warn("sessions still running at shutdown deadline")
 	}
+	g.autos.Stop() // before the failsafe states: nothing switches after them
 	g.hub.Stop()
 	g.relays.Shutdown(ctx) // stops the watchdog; the failsafe states are not saved for restore
 	if g.uplink != nil {

@@ -114,6 +114,14 @@ func AppendRelay(b []byte, r *RelayInfo) []byte {
 		b = append(b, `,"max_pulse_ms":`...)
 		b = strconv.AppendInt(b, r.MaxPulse, 10)
 	}
+	if r.ChangedBy != "" {
+		b = append(b, `,"changed_by":`...)
+		b = AppendString(b, r.ChangedBy)
+		if r.Automation != "" {
+			b = append(b, `,"automation":`...)
+			b = AppendString(b, r.Automation)
+		}
+	}
 	return append(b, '}')
 }
 
@@ -165,12 +173,22 @@ func AppendRelayHello(b []byte, gateway, version, role string, relays []RelayInf
 
 // AppendStateEvent encodes a relay state event.
 func AppendStateEvent(b []byte, relay string, on bool, source string, ts int64) []byte {
+	return AppendStateEventBy(b, relay, on, source, "", ts)
+}
+
+// AppendStateEventBy encodes a relay state event; automation, when not
+// empty, names the automation that made the change (source automation).
+func AppendStateEventBy(b []byte, relay string, on bool, source, automation string, ts int64) []byte {
 	b = append(b, `{"event":"state","relay":`...)
 	b = AppendString(b, relay)
 	b = append(b, `,"state":"`...)
 	b = append(b, StateString(on)...)
 	b = append(b, `","source":`...)
 	b = AppendString(b, source)
+	if automation != "" {
+		b = append(b, `,"automation":`...)
+		b = AppendString(b, automation)
+	}
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, ts, 10)
 	return append(b, '}')

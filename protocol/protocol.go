@@ -19,6 +19,10 @@ const (
 	CodeDeviceError   = "device_error"
 	CodeRateLimited   = "rate_limited"
 	CodeBusy          = "busy"
+	// CodeTooSoon: a change refused by a relay's min_on or min_off guard.
+	CodeTooSoon = "too_soon"
+	// CodeUnknownAutomation: enable or disable named no automation.
+	CodeUnknownAutomation = "unknown_automation"
 )
 
 // Roles a connection, an API key or a signed token can have.
@@ -39,6 +43,10 @@ const (
 	SourceStartup   = "startup"
 	SourceUplink    = "uplink"
 	SourceDevice    = "device"
+	// SourceAutomation: an on-device automation; the state event names it.
+	SourceAutomation = "automation"
+	// SourceGuard: a relay guard (max_on) switched the relay off.
+	SourceGuard = "guard"
 )
 
 // Relay ops of relay-control.v1.
@@ -48,6 +56,10 @@ const (
 	OpSet    = "set"
 	OpToggle = "toggle"
 	OpPulse  = "pulse"
+	// The automation ops of relay-control.v1.
+	OpAutomations = "automations"
+	OpEnable      = "enable"
+	OpDisable     = "disable"
 )
 
 // Ops of sensor-stream.v1, besides OpList.
@@ -78,6 +90,10 @@ type RelayInfo struct {
 	ChangedAt int64 // Unix milliseconds of the last confirmed change
 	Interlock string
 	MaxPulse  int64 // milliseconds; the longest pulse this relay accepts
+	// ChangedBy is the source of the last change when that was an
+	// automation or a guard ("" otherwise), and Automation the
+	// automation's name: the dashboard shows who switched a relay.
+	ChangedBy, Automation string
 }
 
 // SensorInfo describes one sensor in hello and list messages of

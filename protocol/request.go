@@ -21,6 +21,8 @@ type Request struct {
 	Relay string          `json:"relay"`
 	State string          `json:"state"`
 	MS    json.RawMessage `json:"ms"`
+	// Automation is the name enable and disable take.
+	Automation string `json:"automation"`
 
 	// sensor-stream.v1
 	Sensors []string        `json:"sensors"`

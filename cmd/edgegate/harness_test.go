@@ -12,11 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegate/edgegate/cmd/internal/proctest"
+	"github.com/edgegate/edgegate/configs"
+	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -56,6 +59,9 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 	full := append([]string{"--listen", "127.0.0.1:0"}, args...)
 	if !containsArg(args, "--data-dir") {
 		full = append(full, "--data-dir", dataDir)
+		if slices.Contains(args, "--sim") && !containsArg(args, "--config") {
+			disableDemoAutomations(t, dataDir)
+		}
 	} else {
 		dataDir = argValue(args, "--data-dir")
 	}
@@ -63,6 +69,26 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 	p := &gatewayProc{t: t, proc: proc, cmd: proc.Cmd, dataDir: dataDir, out: proc.Out, exited: proc.Exited}
 	p.addr = proc.WaitFor(t, urlRe, 15*time.Second)[1]
 	return p
+}
+
+// disableDemoAutomations keeps the embedded demo's automations from
+// switching its heater, light and vent while a test counts the state
+// events of the demo's relays: they start disabled, as an operator would
+// leave them (TestSimDemoAutomations runs them).
+func disableDemoAutomations(t *testing.T, dataDir string) {
+	t.Helper()
+	cfg, err := config.Parse(configs.SimName, configs.Sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range cfg.Automations {
+		names = append(names, a.Name)
+	}
+	b, _ := json.Marshal(map[string][]string{"disabled": names})
+	if err := os.WriteFile(filepath.Join(dataDir, "automations.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func containsArg(args []string, name string) bool { return argValue(args, name) != "" }

@@ -37,6 +37,8 @@ type Config struct {
 	Sensors  []Sensor  `yaml:"sensors"`
 	Devices  []Device  `yaml:"devices"`
 	Upstream *Upstream `yaml:"upstream"` // nil when absent
+	// Automations run on the gateway (automations.go, AUTOMATIONS.md).
+	Automations []Automation `yaml:"automations"`
 }
 
 // Gateway is the gateway section: the listener and its limits.
@@ -193,7 +195,13 @@ type Relay struct {
 	Chip        string `yaml:"chip"` // pcf8574 | mcp23017
 	Unit        int    `yaml:"unit"` // modbus: the unit (slave) id, 1..247
 	Coil        int    `yaml:"coil"` // modbus: the coil address, from 0
-	Line        int    `yaml:"-"`    // line of the list item
+	// Relay guards (AUTOMATIONS.md): MaxOn switches a relay off once it has
+	// been on this long; MinOn and MinOff refuse a change that would end an
+	// on (off) period shorter than them. 0: no guard.
+	MaxOn  Duration `yaml:"max_on"`
+	MinOn  Duration `yaml:"min_on"`
+	MinOff Duration `yaml:"min_off"`
+	Line   int      `yaml:"-"` // line of the list item
 }
 
 // Sensor is one entry of sensors. Which fields apply depends on Driver:

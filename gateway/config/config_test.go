@@ -336,19 +336,19 @@ var refusals = []struct{ name, in, want string }{
 	{"not a mapping",
 		`- gateway
 `,
-		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream; got a list"},
+		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations; got a list"},
 	{"scalar document",
 		`edgegate
 `,
-		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream; got \"edgegate\""},
+		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations; got \"edgegate\""},
 	{"empty file",
 		`
 `,
-		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream"},
+		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations"},
 	{"only comments",
 		`# nothing here
 `,
-		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream"},
+		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations"},
 	{"second document",
 		`gateway: {id: a}
 ---
@@ -381,13 +381,13 @@ gateway: {id: b}
 relay:
   - {name: a, driver: gpio, pin: GPIO1}
 `,
-		"t.yaml:2: relay: unknown field; did you mean relays? (known: gateway, auth, relays, sensors, devices, upstream)"},
+		"t.yaml:2: relay: unknown field; did you mean relays? (known: gateway, auth, relays, sensors, devices, upstream, automations)"},
 	{"unknown relay key",
 		`relays:
   - {name: a, driver: gpio, pin: GPIO1}
   - {name: b, driver: gpio, pin: GPIO2, colour: red}
 `,
-		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip, unit, coil)"},
+		"t.yaml:3: relays[1].colour: unknown field (known: name, driver, pin, active_low, initial, failsafe, interlock, max_pulse, device, channel, port, bus, address, chip, unit, coil, max_on, min_on, min_off)"},
 	{"unknown nested key",
 		`gateway:
   limits:

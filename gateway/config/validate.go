@@ -28,7 +28,7 @@ var (
 // The fields each driver takes besides the common ones; any other field of
 // the list item is refused.
 var (
-	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse"}
+	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse", "max_on", "min_on", "min_off"}
 	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}, DriverModbus: {"device", "unit", "coil"}}
 	sensorCommon = []string{"name", "driver", "interval"}
 	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}, DriverModbus: {"device", "unit", "registers"}, DriverDS18B20: {"id"}, DriverADS1115: {"bus", "address", "channels"}}
@@ -226,6 +226,7 @@ func (p *parser) validate(c *Config) {
 	if c.Upstream != nil {
 		p.checkUpstream(c.Upstream)
 	}
+	p.checkAutomations(c)
 }
 
 func (p *parser) checkGateway(g *Gateway) {
@@ -621,6 +622,7 @@ func (p *parser) checkRelays(c *Config, devs map[string]int, r *resources) {
 		p.oneOf(item+".initial", x.Initial, x.Line, "off", "on", "restore")
 		p.oneOf(item+".failsafe", x.Failsafe, x.Line, "off", "on", "hold")
 		p.atLeast(item+".max_pulse", x.MaxPulse, minTick, x.Line)
+		p.checkRelayGuards(item, x)
 		if p.present(item+".interlock") && p.use(item+".interlock") {
 			if !validName.MatchString(x.Interlock) {
 				p.fieldf(item+".interlock", x.Line, "group name %q may only contain letters, digits, _ and -", x.Interlock)

@@ -29,9 +29,13 @@ type Requests struct {
 	// link"; empty with auth off) and the remote address.
 	Who, Remote string
 	Log         *slog.Logger // nil: no audit lines
+	// Automations serves the automations, enable and disable ops; nil:
+	// they are unknown ops (the uplink).
+	Automations Automations
 
 	req    protocol.Request
 	list   []protocol.RelayInfo
+	autos  []protocol.AutomationInfo
 	result string // of the request being carried out: ok or an error code
 
 	timeout     opTimeout
@@ -122,8 +126,18 @@ func (s *Requests) Do() {
 		s.Reply(func(b []byte) []byte { return protocol.AppendRelayList(b, req.ID, s.list) })
 		return
 	case protocol.OpGet, protocol.OpSet, protocol.OpToggle, protocol.OpPulse:
+	case protocol.OpAutomations, protocol.OpEnable, protocol.OpDisable:
+		if s.Automations != nil {
+			s.doAutomation(req)
+			return
+		}
+		fallthrough
 	default:
-		s.ReplyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; relay-control.v1 ops are list, get, set, toggle, pulse", req.Op))
+		ops := "list, get, set, toggle, pulse"
+		if s.Automations != nil {
+			ops += ", automations, enable, disable"
+		}
+		s.ReplyError(req.ID, protocol.CodeUnknownOp, fmt.Sprintf("unknown op %q; relay-control.v1 ops are %s", req.Op, ops))
 		return
 	}
 	if req.Relay == "" {
@@ -221,7 +235,10 @@ func pulseDuration(ms int64) time.Duration {
 func (s *Requests) replyOpError(req *protocol.Request, err error) {
 	var de *DeviceError
 	var pe *PulseLengthError
+	var te *TooSoonError
 	switch {
+	case errors.As(err, &te):
+		s.ReplyError(req.ID, protocol.CodeTooSoon, te.Error())
 	case errors.As(err, &pe):
 		s.ReplyError(req.ID, protocol.CodeBadRequest, fmt.Sprintf("\"ms\" must be between 1 and %d for relay %q", pe.Max.Milliseconds(), req.Relay))
 	case errors.Is(err, ErrUnknownRelay):
@@ -239,4 +256,53 @@ func (s *Requests) replyOpError(req *protocol.Request, err error) {
 func (s *Requests) ReplyError(id []byte, code, msg string) {
 	s.result = code
 	s.Reply(func(b []byte) []byte { return protocol.AppendError(b, id, code, msg) })
+}
+
+// Automations is what the automation ops need of the automation engine
+// (*automation.Engine).
+type Automations interface {
+	List(dst []protocol.AutomationInfo) []protocol.AutomationInfo
+	// SetEnabled fails with ErrUnknownAutomation for a name no automation has.
+	SetEnabled(name string, enabled bool) error
+}
+
+// ErrUnknownAutomation is an enable or disable of no automation.
+var ErrUnknownAutomation = errors.New("unknown automation")
+
+// doAutomation carries out automations, enable and disable; enable and
+// disable are an operator's, and audited.
+func (s *Requests) doAutomation(req *protocol.Request) {
+	if req.Op == protocol.OpAutomations {
+		s.autos = s.Automations.List(s.autos[:0])
+		s.Reply(func(b []byte) []byte { return protocol.AppendAutomationList(b, req.ID, s.autos) })
+		return
+	}
+	s.result = ""
+	defer s.auditAutomation()
+	if req.Automation == "" {
+		s.ReplyError(req.ID, protocol.CodeBadRequest, fmt.Sprintf("%s needs \"automation\": the name of an automation", req.Op))
+		return
+	}
+	if s.Role != protocol.RoleOperator {
+		s.ReplyError(req.ID, protocol.CodeForbidden, fmt.Sprintf("role %q may not %s automations; an operator token is needed", s.Role, req.Op))
+		return
+	}
+	enabled := req.Op == protocol.OpEnable
+	if err := s.Automations.SetEnabled(req.Automation, enabled); err != nil {
+		if errors.Is(err, ErrUnknownAutomation) {
+			s.ReplyError(req.ID, protocol.CodeUnknownAutomation, fmt.Sprintf("no automation named %q", req.Automation))
+		} else {
+			s.ReplyError(req.ID, protocol.CodeDeviceError, err.Error())
+		}
+		return
+	}
+	s.result = "ok"
+	s.Reply(func(b []byte) []byte { return protocol.AppendAutomationReply(b, req.ID, req.Automation, enabled) })
+}
+
+func (s *Requests) auditAutomation() {
+	if s.Log == nil {
+		return
+	}
+	s.Log.Info("audit", "op", s.req.Op, "automation", s.req.Automation, "who", s.Who, "role", s.Role, "remote", s.Remote, "result", s.result)
 }

@@ -91,6 +91,15 @@ type entry struct {
 	known     bool // a state has been confirmed since start
 	changedAt int64
 	lastErr   string
+	// The last change's source when an automation or a guard made it, and
+	// the automation's name (the dashboard shows them).
+	changedBy, automation string
+	// Guards (guard.go): since is when the current on or off period began
+	// (zero: at startup, which starts no period); onAt when the relay last
+	// went on, for max_on; maxOn its timer, made on first use.
+	since time.Time
+	onAt  time.Time
+	maxOn *time.Timer
 	// counters of changes by source, made on first use (nil: not counted)
 	changeCounters map[string]Counter
 }
@@ -184,11 +193,11 @@ func (s *Service) Start(ctx context.Context) {
 			// Interlock partners first go off, so two members are never on at once.
 			for _, m := range e.group {
 				if m.known && m.on {
-					s.drive(ctx, m, false, protocol.SourceInterlock)
+					s.drive(ctx, m, false, protocol.SourceInterlock, "")
 				}
 			}
 		}
-		if err := s.drive(ctx, e, on, protocol.SourceStartup); err != nil {
+		if err := s.drive(ctx, e, on, protocol.SourceStartup, ""); err != nil {
 			s.log.Error("relay did not take its initial state", "relay", e.cfg.Name, "state", protocol.StateString(on), "err", err)
 		}
 		e.lock.Unlock()
@@ -241,7 +250,7 @@ func (s *Service) lookup(name string) (*entry, error) {
 
 // drive writes one relay and, once the driver confirmed, records the state
 // and publishes an event if it changed. Call with e.lock held.
-func (s *Service) drive(ctx context.Context, e *entry, on bool, source string) error {
+func (s *Service) drive(ctx context.Context, e *entry, on bool, source, automation string) error {
 	err := e.drv.Set(ctx, on)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -254,25 +263,31 @@ func (s *Service) drive(ctx context.Context, e *entry, on bool, source string) e
 		return &DeviceError{Relay: e.cfg.Name, Err: err}
 	}
 	e.lastErr = ""
-	s.recordLocked(e, on, source)
+	s.recordLocked(e, on, source, automation)
 	return nil
 }
 
 // recordLocked records a confirmed state and, if it changed, publishes one
 // state event to every subscriber. Call with s.mu held.
-func (s *Service) recordLocked(e *entry, on bool, source string) {
+func (s *Service) recordLocked(e *entry, on bool, source, automation string) {
 	if e.known && e.on == on {
 		return
 	}
-	now := time.Now().UnixMilli()
+	t := time.Now()
+	now := t.UnixMilli()
 	e.on, e.known, e.changedAt = on, true, now
+	e.changedBy, e.automation = "", ""
+	if source == protocol.SourceAutomation || source == protocol.SourceGuard {
+		e.changedBy, e.automation = source, automation
+	}
+	s.guardChangedLocked(e, on, source, t)
 	if c := e.changes(s.metrics, source); c != nil {
 		c.Inc()
 	}
 	if s.log.Enabled(context.Background(), slog.LevelInfo) {
 		s.log.Info("relay changed", "relay", e.cfg.Name, "state", protocol.StateString(on), "source", source)
 	}
-	s.evbuf = protocol.AppendStateEvent(s.evbuf[:0], e.cfg.Name, on, source, now)
+	s.evbuf = protocol.AppendStateEventBy(s.evbuf[:0], e.cfg.Name, on, source, automation, now)
 	if len(s.subs) > 0 {
 		ev := s.copyEvent(s.evbuf) // one copy shared by every subscriber
 		for sub := range s.subs {
@@ -283,17 +298,17 @@ func (s *Service) recordLocked(e *entry, on bool, source string) {
 
 // setLocked turns e on or off, first turning its interlock partners off.
 // Call with e.lock held.
-func (s *Service) setLocked(ctx context.Context, e *entry, on bool, source string) error {
+func (s *Service) setLocked(ctx context.Context, e *entry, on bool, source, automation string) error {
 	s.cancelPulseLocked(e)
 	if on {
 		for _, m := range e.group {
 			s.cancelPulseLocked(m)
-			if err := s.drive(ctx, m, false, protocol.SourceInterlock); err != nil {
+			if err := s.drive(ctx, m, false, protocol.SourceInterlock, ""); err != nil {
 				return err // never turn e on while a partner may still be on
 			}
 		}
 	}
-	return s.drive(ctx, e, on, source)
+	return s.drive(ctx, e, on, source, automation)
 }
 
 func (s *Service) cancelPulseLocked(e *entry) {
@@ -311,8 +326,15 @@ func (s *Service) isClosed() bool {
 }
 
 // Set turns a relay on or off (its interlock partners off first), and
-// returns once the driver confirmed. It ends a pulse in progress.
+// returns once the driver confirmed. It ends a pulse in progress. A change
+// that min_on or min_off refuses is a *TooSoonError.
 func (s *Service) Set(ctx context.Context, name string, on bool, source string) error {
+	return s.SetBy(ctx, name, on, source, "")
+}
+
+// SetBy is Set on behalf of the automation named (source automation):
+// the state event names it.
+func (s *Service) SetBy(ctx context.Context, name string, on bool, source, automation string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -322,11 +344,19 @@ func (s *Service) Set(ctx context.Context, name string, on bool, source string) 
 	if s.isClosed() {
 		return ErrShutdown
 	}
-	return s.setLocked(ctx, e, on, source)
+	if err := s.checkGuards(e, on); err != nil {
+		return err
+	}
+	return s.setLocked(ctx, e, on, source, automation)
 }
 
 // Toggle flips a relay and returns its new state.
 func (s *Service) Toggle(ctx context.Context, name string, source string) (bool, error) {
+	return s.ToggleBy(ctx, name, source, "")
+}
+
+// ToggleBy is Toggle on behalf of the automation named.
+func (s *Service) ToggleBy(ctx context.Context, name string, source, automation string) (bool, error) {
 	e, err := s.lookup(name)
 	if err != nil {
 		return false, err
@@ -339,13 +369,22 @@ func (s *Service) Toggle(ctx context.Context, name string, source string) (bool,
 	s.mu.Lock()
 	on := !e.on
 	s.mu.Unlock()
-	return on, s.setLocked(ctx, e, on, source)
+	if err := s.checkGuards(e, on); err != nil {
+		return !on, err
+	}
+	return on, s.setLocked(ctx, e, on, source, automation)
 }
 
 // Pulse turns a relay on and back off after d, which must be between 1 ms
 // and the relay's max_pulse (a *PulseLengthError otherwise). A relay
 // already pulsing is busy (ErrBusy).
 func (s *Service) Pulse(ctx context.Context, name string, d time.Duration, source string) error {
+	return s.PulseBy(ctx, name, d, source, "")
+}
+
+// PulseBy is Pulse on behalf of the automation named. The pulse's own
+// end is never refused by min_on: its length was accepted with it.
+func (s *Service) PulseBy(ctx context.Context, name string, d time.Duration, source, automation string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
@@ -361,7 +400,10 @@ func (s *Service) Pulse(ctx context.Context, name string, d time.Duration, sourc
 	if e.pulse != nil {
 		return ErrBusy
 	}
-	if err := s.setLocked(ctx, e, true, source); err != nil {
+	if err := s.checkGuards(e, true); err != nil {
+		return err
+	}
+	if err := s.setLocked(ctx, e, true, source, automation); err != nil {
 		return err
 	}
 	gen := e.pulseGen
@@ -379,7 +421,7 @@ func (s *Service) endPulse(e *entry, gen uint64) {
 	e.pulseGen++
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.drive(ctx, e, false, protocol.SourcePulse); err != nil {
+	if err := s.drive(ctx, e, false, protocol.SourcePulse, ""); err != nil {
 		s.log.Error("pulse could not turn the relay back off", "relay", e.cfg.Name, "err", err)
 	}
 }
@@ -402,7 +444,7 @@ func (s *Service) applyFailsafe(ctx context.Context) {
 			on = true
 		}
 		e.lock.Lock()
-		if err := s.setLocked(ctx, e, on, protocol.SourceFailsafe); err != nil {
+		if err := s.setLocked(ctx, e, on, protocol.SourceFailsafe, ""); err != nil {
 			s.log.Error("relay did not take its failsafe state", "relay", e.cfg.Name, "err", err)
 		}
 		e.lock.Unlock()
@@ -433,6 +475,7 @@ func (s *Service) Shutdown(ctx context.Context) {
 	for _, e := range s.relays {
 		e.lock.Lock()
 		s.cancelPulseLocked(e)
+		s.stopMaxOn(e)
 		e.lock.Unlock()
 	}
 	s.applyFailsafe(ctx)
@@ -452,6 +495,7 @@ func (s *Service) snapshotLocked(dst []protocol.RelayInfo) []protocol.RelayInfo 
 		dst = append(dst, protocol.RelayInfo{
 			Name: e.cfg.Name, On: e.on, Driver: e.drv.Driver(), ChangedAt: e.changedAt,
 			Interlock: e.cfg.Interlock, MaxPulse: e.configuredMaxPulse(),
+			ChangedBy: e.changedBy, Automation: e.automation,
 		})
 	}
 	return dst
@@ -520,5 +564,5 @@ func (s *Service) deviceChanged(e *entry, rep drivers.Reporter) {
 	if s.closed || !s.started || !known {
 		return // before start, the initial state is about to be driven anyway
 	}
-	s.recordLocked(e, on, protocol.SourceDevice)
+	s.recordLocked(e, on, protocol.SourceDevice, "")
 }

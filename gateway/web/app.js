@@ -66,6 +66,8 @@
     startup: "at startup",
     uplink: "by the backend",
     device: "on the device",
+    automation: "by an automation",
+    guard: "by its max_on guard",
   };
 
   // ---- connections -----------------------------------------------------------
@@ -349,9 +351,10 @@
   // rather than left to fail with "forbidden".
   let readOnly = false;
   function applyReadOnly() {
-    const box = $("relays");
-    box.classList.toggle("read-only", readOnly);
-    for (const c of box.querySelectorAll("button, select")) c.disabled = readOnly;
+    for (const box of [$("relays"), $("automations")]) {
+      box.classList.toggle("read-only", readOnly);
+      for (const c of box.querySelectorAll("button, select")) c.disabled = readOnly;
+    }
   }
 
   let noticeTimer = 0;
@@ -379,6 +382,7 @@
     onOpen() {},
     onDown() {
       for (const r of relays.values()) r.card.dataset.stale = "true";
+      for (const a of automations.values()) a.row.dataset.stale = "true";
       $("relays-hint").textContent = relays.size === 0 ? "Not connected to the gateway." :
         "Not connected: showing the last confirmed states.";
     },
@@ -387,10 +391,14 @@
         case "hello":
           showHello(msg);
           buildRelays(Array.isArray(msg.relays) ? msg.relays : []);
+          loadAutomations();
           break;
         case "state":
           stateEvents.set(msg.relay, (stateEvents.get(msg.relay) || 0) + 1);
-          applyState(msg.relay, msg.state, msg.ts, msg.source);
+          applyState(msg.relay, msg.state, msg.ts, msg.source, msg.automation);
+          break;
+        case "automation":
+          if (msg.automation && typeof msg.automation.name === "string") applyAutomation(msg.automation);
           break;
         default:
           if (msg.ok === false && msg.error) {
@@ -452,6 +460,9 @@
       el("div", { class: "relay-head" }, el("h3", { class: "relay-name", text: name }), btn),
       meta, err);
     const r = { info: Object.assign({}, info), card, btn, text, meta, err, busy: false, pulse: null, pulseSel: null };
+    // hello and list name the source of the last change only when an
+    // automation or a guard made it.
+    if (typeof info.changed_by === "string") r.info.source = info.changed_by;
     btn.addEventListener("click", () => toggleRelay(r));
     const max = Number(info.max_pulse_ms);
     if (Number.isFinite(max) && max > 0) {
@@ -487,19 +498,24 @@
     let meta = r.info.driver ? r.info.driver : "";
     if (r.info.changed_at) {
       meta += (meta ? " · " : "") + "changed " + clockTime(r.info.changed_at);
-      if (r.info.source && SOURCES[r.info.source]) meta += " " + SOURCES[r.info.source];
+      if (r.info.source === "automation" && r.info.automation) meta += " by automation " + r.info.automation;
+      else if (r.info.source && SOURCES[r.info.source]) meta += " " + SOURCES[r.info.source];
     }
     r.meta.textContent = meta;
+    r.card.dataset.changedBy = r.info.source === "automation" || r.info.source === "guard" ? r.info.source : "";
     delete r.card.dataset.stale;
   }
 
-  function applyState(name, state, ts, source) {
+  function applyState(name, state, ts, source, automation) {
     const r = relays.get(name);
     if (!r || (state !== "on" && state !== "off")) return;
     const changed = r.info.state !== state;
     r.info.state = state;
     if (typeof ts === "number") r.info.changed_at = ts;
-    if (typeof source === "string") r.info.source = source;
+    if (typeof source === "string") {
+      r.info.source = source;
+      r.info.automation = typeof automation === "string" ? automation : "";
+    }
     hideRelayError(r);
     renderRelay(r);
     if (changed) {
@@ -553,6 +569,105 @@
   function pulseRelay(r, ms) {
     if (!Number.isFinite(ms) || ms <= 0) return;
     command(r, { op: "pulse", relay: r.info.name, ms });
+  }
+
+  // ---- automations -----------------------------------------------------------
+
+  // The automations of the gateway (automations op, automation events):
+  // name, kind, enabled, active, last fired, next run and error, with an
+  // operator's switch to enable or disable each.
+  const automations = new Map(); // name → {info, row, btn, state, meta, err, busy}
+  const KINDS = { thermostat: "Thermostat", when: "Condition", schedule: "Schedule" };
+
+  async function loadAutomations() {
+    const reply = await relayChannel.request({ op: "automations" });
+    const section = $("automations-section");
+    if (reply.ok !== true || !Array.isArray(reply.automations)) {
+      // An older gateway without automations says unknown_op: no panel.
+      if (reply.error && reply.error.code === "unknown_op") section.hidden = true;
+      return;
+    }
+    const box = $("automations");
+    box.replaceChildren();
+    automations.clear();
+    for (const info of reply.automations) {
+      if (!info || typeof info.name !== "string") continue;
+      const a = makeAutomation(info);
+      automations.set(info.name, a);
+      box.append(a.row);
+    }
+    section.hidden = automations.size === 0;
+    applyReadOnly();
+  }
+
+  function makeAutomation(info) {
+    const name = info.name;
+    const text = el("span", { class: "switch-text" });
+    const btn = el("button", { type: "button", class: "switch", "data-automation-switch": name, "aria-label": "Enable " + name },
+      el("span", { class: "track", "aria-hidden": "true" }, el("span", { class: "knob" })), text);
+    const kind = el("span", { class: "kind" });
+    const state = el("span", { class: "automation-state" });
+    const meta = el("p", { class: "relay-meta automation-meta" });
+    const err = el("p", { class: "relay-error automation-error", role: "alert", hidden: "" });
+    const row = el("article", { class: "relay automation", "data-automation": name },
+      el("div", { class: "relay-head" }, el("h3", { class: "relay-name", text: name }), btn),
+      el("p", { class: "automation-line" }, kind, state), meta, err);
+    const a = { info: Object.assign({}, info), row, btn, text, kind, state, meta, err, busy: false };
+    btn.addEventListener("click", () => switchAutomation(a));
+    renderAutomation(a);
+    return a;
+  }
+
+  function renderAutomation(a) {
+    const i = a.info;
+    const enabled = i.enabled === true;
+    a.btn.dataset.state = enabled ? "on" : "off";
+    a.btn.setAttribute("aria-pressed", enabled ? "true" : "false");
+    a.text.textContent = enabled ? "Enabled" : "Disabled";
+    a.row.dataset.enabled = enabled ? "true" : "false";
+    a.row.dataset.active = i.active === true ? "true" : "false";
+    a.kind.textContent = KINDS[i.kind] || i.kind || "";
+    a.state.textContent = !enabled ? "disabled" : i.active === true ? "active" : "idle";
+    const parts = [];
+    parts.push("last fired " + (typeof i.last_fired === "number" ? clockTime(i.last_fired) : "never"));
+    if (typeof i.next === "number") parts.push("next " + clockTime(i.next));
+    a.meta.textContent = parts.join(" · ");
+    if (typeof i.error === "string" && i.error !== "") {
+      a.err.textContent = i.error;
+      a.err.hidden = false;
+      a.row.dataset.error = "true";
+    } else {
+      a.err.hidden = true;
+      a.err.textContent = "";
+      delete a.row.dataset.error;
+    }
+    delete a.row.dataset.stale;
+  }
+
+  function applyAutomation(info) {
+    const a = automations.get(info.name);
+    if (!a) return;
+    a.info = Object.assign({}, info);
+    renderAutomation(a);
+  }
+
+  async function switchAutomation(a) {
+    if (a.busy) return;
+    a.busy = true;
+    a.row.setAttribute("aria-busy", "true");
+    const enable = a.info.enabled !== true;
+    const reply = await relayChannel.request({ op: enable ? "enable" : "disable", automation: a.info.name });
+    a.busy = false;
+    a.row.removeAttribute("aria-busy");
+    const cur = automations.get(a.info.name) || a;
+    if (reply.ok === true) {
+      cur.info.enabled = reply.enabled === true;
+      renderAutomation(cur);
+    } else {
+      cur.err.textContent = (reply.error && reply.error.message ? reply.error.message : "the command failed") +
+        " (" + (reply.error && reply.error.code ? reply.error.code : "error") + ")";
+      cur.err.hidden = false;
+    }
   }
 
   // ---- sensors ---------------------------------------------------------------
