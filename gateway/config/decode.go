@@ -390,6 +390,8 @@ func newValue(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(defaultDevice()))
 	case reflect.TypeFor[Upstream]():
 		v.Set(reflect.ValueOf(defaultUpstream()).Elem())
+	case reflect.TypeFor[MQTT]():
+		v.Set(reflect.ValueOf(defaultMQTT()).Elem())
 	}
 	return v
 }
