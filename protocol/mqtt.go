@@ -207,3 +207,23 @@ func HASensorUnit(unit string) (haUnit, deviceClass string) {
 	}
 	return unit, ""
 }
+
+// AppendCommandRequest encodes req (a command DecodeMQTTCommand read) as
+// the relay-control.v1 request it stands for, relay included.
+func AppendCommandRequest(b []byte, req *Request) []byte {
+	b = append(b, '{')
+	b = appendID(b, req.ID)
+	b = append(b, `"op":`...)
+	b = AppendString(b, req.Op)
+	b = append(b, `,"relay":`...)
+	b = AppendString(b, req.Relay)
+	if req.State != "" {
+		b = append(b, `,"state":`...)
+		b = AppendString(b, req.State)
+	}
+	if len(req.MS) > 0 {
+		b = append(b, `,"ms":`...)
+		b = append(b, req.MS...)
+	}
+	return append(b, '}')
+}
