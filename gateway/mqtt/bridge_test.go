@@ -331,40 +331,7 @@ func TestSamplesNoGapAcrossOutage(t *testing.T) {
 	time.Sleep(time.Second)
 	last := r.bridge.Metrics().LastSeq
 	r.stop()
-	checkNoGap(t, w, 1, last)
-}
-
-// checkNoGap checks that every seq from first to last arrived on samples.
-func checkNoGap(t *testing.T, w *mt.Watcher, first, last uint64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		seen := map[uint64]bool{}
-		for _, m := range w.Messages() {
-			var batch struct {
-				Samples []struct{ Seq uint64 }
-			}
-			if err := json.Unmarshal([]byte(m.Payload), &batch); err != nil {
-				t.Fatalf("samples %q: %v", m.Payload, err)
-			}
-			for _, s := range batch.Samples {
-				seen[s.Seq] = true
-			}
-		}
-		var missing []uint64
-		for s := first; s <= last; s++ {
-			if !seen[s] {
-				missing = append(missing, s)
-			}
-		}
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of seq %d..%d missing, first %v", len(missing), first, last, missing[:min(10, len(missing))])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	w.WaitNoGap(t, 1, last, 20*time.Second)
 }
 
 func TestNoGoroutineLeak(t *testing.T) {

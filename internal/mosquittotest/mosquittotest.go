@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -350,5 +351,50 @@ func (w *Watcher) Publish(t testing.TB, topic string, retained bool, payload str
 	t.Helper()
 	if tok := w.C.Publish(topic, 1, retained, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// Seqs is every seq seen in {"samples":[…]} messages on …/samples, with how many times
+// each came.
+func (w *Watcher) Seqs(t testing.TB) map[uint64]int {
+	t.Helper()
+	seen := map[uint64]int{}
+	for _, m := range w.Messages() {
+		if !strings.HasSuffix(m.Topic, "/samples") {
+			continue
+		}
+		var batch struct {
+			Samples []struct{ Seq uint64 }
+		}
+		if err := json.Unmarshal([]byte(m.Payload), &batch); err != nil {
+			t.Fatalf("samples message %q: %v", m.Payload, err)
+		}
+		for _, s := range batch.Samples {
+			seen[s.Seq]++
+		}
+	}
+	return seen
+}
+
+// WaitNoGap waits until every seq from first to last has arrived on the
+// samples topic the watcher subscribed to.
+func (w *Watcher) WaitNoGap(t testing.TB, first, last uint64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		seen := w.Seqs(t)
+		var missing []uint64
+		for s := first; s <= last; s++ {
+			if seen[s] == 0 {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of seq %d..%d never arrived; the first: %v", len(missing), first, last, missing[:min(10, len(missing))])
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
