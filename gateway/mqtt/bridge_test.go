@@ -25,7 +25,7 @@ import (
 // rig is a relay service and a sensor hub on simulated hardware with a
 // bridge to a broker.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    *config.Config
 	relays *relay.Service
 	hub    *sensor.Hub
@@ -68,7 +68,7 @@ func startRig(t *testing.T, dataDir, url, extra string) *rig {
 	return startRigYAML(t, dataDir, fmt.Sprintf(rigYAML, url, extra))
 }
 
-func startRigYAML(t *testing.T, dataDir, yaml string) *rig {
+func startRigYAML(t testing.TB, dataDir, yaml string) *rig {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
@@ -122,7 +122,7 @@ func (r *rig) stop() {
 	})
 }
 
-func waitState(t *testing.T, b *Bridge, state string, d time.Duration) {
+func waitState(t testing.TB, b *Bridge, state string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for b.Health().State != state {

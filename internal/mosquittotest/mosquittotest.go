@@ -42,7 +42,7 @@ type Options struct {
 
 // Broker is one running Mosquitto.
 type Broker struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	Port   int
 	URL    string // mqtt://127.0.0.1:port or mqtts://localhost:port
@@ -70,7 +70,7 @@ func Binary(t testing.TB) string {
 }
 
 // Start runs a broker until the test ends.
-func Start(t *testing.T, o Options) *Broker {
+func Start(t testing.TB, o Options) *Broker {
 	t.Helper()
 	Binary(t)
 	b := &Broker{t: t, dir: t.TempDir()}
@@ -185,7 +185,7 @@ func (b *Broker) Stop() {
 	b.cmd = nil
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func freePort(t *testing.T) int {
 
 // makeCerts writes a CA and a server certificate for localhost and
 // 127.0.0.1 signed by it.
-func makeCerts(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+func makeCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgegate test CA"},
@@ -248,7 +248,7 @@ type Watcher struct {
 }
 
 // Watch connects a client to b and subscribes to each filter.
-func (b *Broker) Watch(t *testing.T, user, password string, filters ...string) *Watcher {
+func (b *Broker) Watch(t testing.TB, user, password string, filters ...string) *Watcher {
 	t.Helper()
 	return b.watch(t, user, password, fmt.Sprintf("watcher-%d", time.Now().UnixNano()), true, filters)
 }
@@ -256,12 +256,12 @@ func (b *Broker) Watch(t *testing.T, user, password string, filters ...string) *
 // WatchDurable is Watch (anonymous) with a persistent session under
 // clientID: with Options.Persist, what is published while it is cut off
 // (the broker restarting) reaches it once it is back.
-func (b *Broker) WatchDurable(t *testing.T, clientID string, filters ...string) *Watcher {
+func (b *Broker) WatchDurable(t testing.TB, clientID string, filters ...string) *Watcher {
 	t.Helper()
 	return b.watch(t, "", "", clientID, false, filters)
 }
 
-func (b *Broker) watch(t *testing.T, user, password, clientID string, clean bool, filters []string) *Watcher {
+func (b *Broker) watch(t testing.TB, user, password, clientID string, clean bool, filters []string) *Watcher {
 	t.Helper()
 	w := &Watcher{cond: make(chan struct{}, 1)}
 	o := paho.NewClientOptions().AddBroker(strings.Replace(strings.Replace(b.URL, "mqtts://", "ssl://", 1), "mqtt://", "tcp://", 1)).
