@@ -332,3 +332,51 @@ func TestMQTTCommandsOffAndWrongPassword(t *testing.T) {
 	})
 	c.expectSilence(300 * time.Millisecond)
 }
+
+// TestMQTTAndUplinkCursors: the uplink and MQTT each have their own
+// acknowledgement cursor; neither's acks trim the other's samples, and
+// both get every sample.
+func TestMQTTAndUplinkCursors(t *testing.T) {
+	br := mt.Start(t, mt.Options{})
+	out := filepath.Join(t.TempDir(), "samples.jsonl")
+	backendAddr := freeAddr(t) // the backend starts later
+	tokenFile := filepath.Join(t.TempDir(), "upstream.token")
+	os.WriteFile(tokenFile, []byte(backendToken+"\n"), 0o600)
+	extra := fmt.Sprintf("  discovery: false\nupstream:\n  url: ws://%s/uplink\n  token_file: %s\n", backendAddr, tokenFile)
+	p := startGateway(t, "--sim", "--config", mqttConfig(t, "gw1", br.URL, extra))
+	waitMQTTHealth(t, p, 15*time.Second, "connected", connected)
+	// The backend is down: MQTT's acks do not trim the uplink's buffer.
+	time.Sleep(3 * time.Second)
+	if up, m := uplinkHealth(t, p), mqttHealth(t, p); num(up["buffer_depth"]) < 200 || num(m["buffered"]) > 100 {
+		t.Fatalf("backend down: uplink buffer %v, mqtt buffer %v", up["buffer_depth"], m["buffered"])
+	}
+	// Now the broker is down and the backend up: the uplink's acks do not
+	// trim MQTT's buffer.
+	br.Stop()
+	b := startBackend(t, backendAddr, out)
+	waitHealth(t, p, 20*time.Second, "the uplink caught up", func(h map[string]any) bool {
+		return h["state"] == "connected" && num(h["buffer_depth"]) < 50
+	})
+	time.Sleep(2 * time.Second)
+	if m := mqttHealth(t, p); num(m["buffered"]) < 200 {
+		t.Fatalf("broker down: mqtt buffer %v", m["buffered"])
+	}
+	br.Restart()
+	waitMQTTHealth(t, p, 40*time.Second, "mqtt caught up", func(h map[string]any) bool { return connected(h) && num(h["buffered"]) < 50 })
+	// The backend, which came up only after MQTT had acknowledged
+	// hundreds of samples, still got the first ones (wave.value's, which
+	// storedSeqs reads: the other sensors' seqs come between).
+	seqs := waitStored(t, out, 1000, 20*time.Second)
+	if seqs[0] > 5 {
+		t.Fatalf("the backend's samples start at seq %d", seqs[0])
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] || seqs[i]-seqs[i-1] > 5 {
+			t.Fatalf("the backend's seqs jump from %d to %d", seqs[i-1], seqs[i])
+		}
+	}
+	if up, m := uplinkHealth(t, p), mqttHealth(t, p); num(up["dropped"]) != 0 || num(m["dropped"]) != 0 {
+		t.Fatalf("dropped: uplink %v, mqtt %v", up["dropped"], m["dropped"])
+	}
+	b.stop()
+}
