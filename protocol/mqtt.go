@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -100,15 +99,7 @@ func AppendMQTTSamples(b []byte, n int, sample func(i int) []byte) []byte {
 // AppendMQTTSensorState encodes a sensor's retained state:
 // {"value":21.5,"unit":"°C","ts":1732450000123,"seq":41}.
 func AppendMQTTSensorState(b []byte, value float64, unit string, tsMillis int64, seq uint64) []byte {
-	b = append(b, `{"value":`...)
-	b = strconv.AppendFloat(b, value, 'g', -1, 64)
-	b = append(b, `,"unit":`...)
-	b = AppendString(b, unit)
-	b = append(b, `,"ts":`...)
-	b = strconv.AppendInt(b, tsMillis, 10)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
+	return appendReading(append(b, '{'), value, unit, tsMillis, seq)
 }
 
 // DecodeStateEvent reads the relay and state of a state event (as

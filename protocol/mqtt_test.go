@@ -41,7 +41,9 @@ func TestMQTTPayloads(t *testing.T) {
 	if got := TopicLevel("greenhouse.pi/x+#"); got != "greenhouse_pi_x__" {
 		t.Errorf("TopicLevel: %q", got)
 	}
-	b := AppendMQTTSamples(nil, 2, func(i int) []byte { return AppendSample(nil, "room.temperature", "°C", 21.5, 1732450000123, uint64(41+i)) })
+	b := AppendMQTTSamples(nil, 2, func(i int) []byte {
+		return AppendSample(nil, "room.temperature", "°C", 21.5, 1732450000123, uint64(41+i))
+	})
 	want := `{"samples":[{"sensor":"room.temperature","value":21.5,"unit":"°C","ts":1732450000123,"seq":41},{"sensor":"room.temperature","value":21.5,"unit":"°C","ts":1732450000123,"seq":42}]}`
 	if string(b) != want {
 		t.Errorf("samples: %s", b)

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/spool"
+	"github.com/edgegate/edgegate/internal/retry"
 	"github.com/edgegate/edgegate/protocol"
 )
 
@@ -361,13 +361,7 @@ func (b *Bridge) run(ctx context.Context) {
 
 // backoff is the wait before retry number attempt (from 0): capped
 // exponential, drawn from the upper half of the step.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 16 {
-		d = min(backoffMin<<attempt, backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+func backoff(attempt int) time.Duration { return retry.Backoff(attempt, backoffMin, backoffMax) }
 
 // wait waits for t, the connection's loss or ctx, whichever comes first.
 func wait(ctx context.Context, t paho.Token, lost *lostSignal) error {
@@ -396,20 +390,20 @@ func (b *Bridge) runSession(ctx context.Context, c paho.Client, lost *lostSignal
 		b.live, b.queue = false, nil
 		b.qmu.Unlock()
 	}()
+	p := &publisher{b: b, c: c}
 	// Commands, and Home Assistant's birth message.
 	if err := wait(ctx, c.Subscribe(b.base+"/relay/+/set", 1, func(_ paho.Client, m paho.Message) { b.onCommand(m, sess) }), lost); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return b.subscribeFailed(ctx, p, lost, err)
 	}
 	if b.cfg.Discovery {
 		if err := wait(ctx, c.Subscribe(b.cfg.DiscoveryPrefix+"/status", 1, b.onHAStatus), lost); err != nil {
-			return fmt.Errorf("subscribe: %w", err)
+			return b.subscribeFailed(ctx, p, lost, err)
 		}
 	}
 	// The relay states at subscription, then every change after them.
 	var snap []protocol.RelayInfo
 	unsubscribe := b.opts.Relays.Subscribe((*relaySink)(b), func(s []protocol.RelayInfo) { snap = append(snap, s...) })
 	defer unsubscribe()
-	p := &publisher{b: b, c: c}
 	p.pub(b.base+"/status", qos, true, []byte("online"))
 	for _, r := range snap {
 		p.pub(b.base+"/relay/"+r.Name, qos, true, []byte(protocol.StateString(r.On)))
@@ -475,11 +469,9 @@ func (b *Bridge) runSession(ctx context.Context, c paho.Client, lost *lostSignal
 		select {
 		case <-ctx.Done():
 			// Shutting down: publish what is queued (the failsafe states),
-			// then offline, and wait a little for their PUBACKs.
+			// then offline.
 			b.flushQueue(p)
-			p.pub(b.base+"/status", qos, true, []byte("offline"))
-			p.waitAll(finalWait, lost)
-			c.Disconnect(250)
+			b.goodbye(p, lost)
 			return ctx.Err()
 		case <-lost.c:
 			return fmt.Errorf("connection lost: %w", lost.err)
@@ -499,6 +491,25 @@ func (b *Bridge) runSession(ctx context.Context, c paho.Client, lost *lostSignal
 			b.publishSensorStates(p, true)
 		}
 	}
+}
+
+// goodbye publishes status offline (a clean disconnect sends no Last
+// Will), waits a little for the PUBACKs of what was published, and
+// disconnects.
+func (b *Bridge) goodbye(p *publisher, lost *lostSignal) {
+	p.pub(b.base+"/status", byte(b.cfg.QoS), true, []byte("offline"))
+	p.waitAll(finalWait, lost)
+	p.c.Disconnect(250)
+}
+
+// subscribeFailed ends a session whose subscription failed: a shutdown
+// meanwhile still says goodbye.
+func (b *Bridge) subscribeFailed(ctx context.Context, p *publisher, lost *lostSignal, err error) error {
+	if ctx.Err() != nil {
+		b.goodbye(p, lost)
+		return ctx.Err()
+	}
+	return fmt.Errorf("subscribe: %w", err)
 }
 
 // batch is one samples message awaiting its PUBACK.
