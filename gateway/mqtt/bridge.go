@@ -378,6 +378,7 @@ func wait(ctx context.Context, t paho.Token, lost *lostSignal) error {
 // runSession runs one connection until it is lost or ctx is cancelled.
 func (b *Bridge) runSession(ctx context.Context, c paho.Client, lost *lostSignal) error {
 	sess := b.session.Add(1)
+	defer b.session.Add(1) // what this session took and did not carry out yet, it never will
 	defer c.Disconnect(0)
 	qos := byte(b.cfg.QoS)
 	// Live from here on: what the handlers queue (a retained command's
