@@ -41,7 +41,9 @@ type Health struct {
 	State      string `json:"state"` // connected, connecting, disabled
 	Broker     string `json:"broker,omitempty"`
 	LastError  string `json:"last_error"`
-	Buffered   uint64 `json:"buffered"` // samples not yet acknowledged
+	Buffered   uint64 `json:"buffered"`  // samples not yet acknowledged
+	LastSeq    uint64 `json:"last_seq"`  // the last sample buffered
+	AckedSeq   uint64 `json:"acked_seq"` // the last one the broker acknowledged
 	Reconnects uint64 `json:"reconnects"`
 	Dropped    uint64 `json:"dropped"`
 }
@@ -52,5 +54,5 @@ func (b *Bridge) Health() *Health {
 		return &Health{State: StateDisabled}
 	}
 	m := b.Metrics()
-	return &Health{State: m.State, Broker: b.shown, LastError: m.LastError, Buffered: m.BufferDepth, Reconnects: m.Reconnects, Dropped: m.Dropped}
+	return &Health{State: m.State, Broker: b.shown, LastError: m.LastError, Buffered: m.BufferDepth, LastSeq: m.LastSeq, AckedSeq: m.AckedSeq, Reconnects: m.Reconnects, Dropped: m.Dropped}
 }
