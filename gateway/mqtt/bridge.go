@@ -189,7 +189,7 @@ func New(o Options) (*Bridge, error) {
 	if m.Samples {
 		b.spool, err = spool.Open(spool.Options{
 			Dir: filepath.Join(o.DataDir, dirName, "samples"), MaxBytes: int64(m.BufferMaxBytes), Fsync: o.Fsync,
-			Logger: b.log,
+			Logger: b.log, BoundKey: "mqtt.buffer_max_bytes",
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mqtt samples buffer: %w (move the directory aside to start with an empty buffer)", err)

@@ -355,3 +355,32 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	_ = protocol.SourceMQTT
 }
+
+// TestBufferBoundBrokerAway: with no broker the gateway runs, the buffer
+// keeps to buffer_max_bytes by dropping the oldest samples (counted), and
+// relay control does not wait.
+func TestBufferBoundBrokerAway(t *testing.T) {
+	port := mt.FreePort(t) // nothing listens there
+	r := startRig(t, t.TempDir(), fmt.Sprintf("mqtt://127.0.0.1:%d", port), "  buffer_max_bytes: 16KiB\n")
+	start := time.Now()
+	if err := r.relays.Set(context.Background(), "pump", true, "test"); err != nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("set with no broker: %v after %v", err, time.Since(start))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for r.bridge.Metrics().Dropped == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing dropped: %+v", r.bridge.Metrics())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h := r.bridge.Health()
+	if h.State != StateConnecting || !strings.Contains(h.LastError, "connection refused") || h.Dropped == 0 {
+		t.Fatalf("health: %+v", h)
+	}
+	if m := r.bridge.Metrics(); m.BufferBytes > 40<<10 {
+		t.Fatalf("buffer %d bytes for a bound of 16 KiB", m.BufferBytes)
+	}
+	if !strings.Contains(r.logs.String(), "mqtt.buffer_max_bytes") {
+		t.Fatalf("no log line naming mqtt.buffer_max_bytes:\n%s", r.logs.String())
+	}
+}

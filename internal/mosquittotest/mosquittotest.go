@@ -74,7 +74,7 @@ func Start(t testing.TB, o Options) *Broker {
 	t.Helper()
 	Binary(t)
 	b := &Broker{t: t, dir: t.TempDir()}
-	b.Port = freePort(t)
+	b.Port = FreePort(t)
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "listener %d 127.0.0.1\nlog_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n", b.Port)
 	if o.Persist {
@@ -185,7 +185,8 @@ func (b *Broker) Stop() {
 	b.cmd = nil
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback port nothing listens on, for now.
+func FreePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
