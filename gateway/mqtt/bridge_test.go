@@ -384,3 +384,17 @@ func TestBufferBoundBrokerAway(t *testing.T) {
 		t.Fatalf("no log line naming mqtt.buffer_max_bytes:\n%s", r.logs.String())
 	}
 }
+
+// TestMutualTLS: a broker that requires a client certificate takes the
+// configured cert_file and key_file.
+func TestMutualTLS(t *testing.T) {
+	br := mt.Start(t, mt.Options{TLS: true, ClientCerts: true})
+	r := startRig(t, t.TempDir(), br.URL, fmt.Sprintf("  ca_file: %s\n  cert_file: %s\n  key_file: %s\n", br.CAFile, br.ClientCert, br.ClientKey))
+	waitState(t, r.bridge, StateConnected, 10*time.Second)
+	// Without the certificate the broker refuses the handshake.
+	r2 := startRig(t, t.TempDir(), br.URL, fmt.Sprintf("  ca_file: %s\n  client_id: other\n", br.CAFile))
+	time.Sleep(time.Second)
+	if h := r2.bridge.Health(); h.State == StateConnected || h.LastError == "" {
+		t.Fatalf("connected without a client certificate: %+v", h)
+	}
+}

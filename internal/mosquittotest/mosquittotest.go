@@ -35,6 +35,9 @@ type Options struct {
 	// TLS serves mqtts:// with a certificate of a CA made for the test
 	// (Broker.CAFile).
 	TLS bool
+	// ClientCerts (with TLS) makes the broker require a client
+	// certificate of its CA (Broker.ClientCert and ClientKey).
+	ClientCerts bool
 	// Persist keeps sessions and queued messages across Stop and Restart
 	// (a durable Watcher's, say).
 	Persist bool
@@ -47,10 +50,12 @@ type Broker struct {
 	Port   int
 	URL    string // mqtt://127.0.0.1:port or mqtts://localhost:port
 	CAFile string // with TLS
-	conf   string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	// ClientCert and ClientKey: a client certificate of the CA (PEM files).
+	ClientCert, ClientKey string
+	conf                  string
+	mu                    sync.Mutex
+	cmd                   *exec.Cmd
+	exited                chan struct{}
 }
 
 // Binary finds mosquitto; when it is missing the test is failed under CI
@@ -103,7 +108,11 @@ func Start(t testing.TB, o Options) *Broker {
 	if o.TLS {
 		ca, cert, key := makeCerts(t, b.dir)
 		b.CAFile = ca
+		b.ClientCert, b.ClientKey = filepath.Join(b.dir, "client.pem"), filepath.Join(b.dir, "client.key")
 		fmt.Fprintf(&conf, "cafile %s\ncertfile %s\nkeyfile %s\n", ca, cert, key)
+		if o.ClientCerts {
+			conf.WriteString("require_certificate true\n")
+		}
 		b.URL = fmt.Sprintf("mqtts://localhost:%d", b.Port)
 	}
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
@@ -230,6 +239,20 @@ func makeCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	write(caFile, "CERTIFICATE", caDER)
 	write(certFile, "CERTIFICATE", der)
 	write(keyFile, "EC PRIVATE KEY", keyDER)
+	// A client certificate, for mutual TLS.
+	ckey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ctmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "edgegate test client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, ca, &ckey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckeyDER, _ := x509.MarshalECPrivateKey(ckey)
+	write(filepath.Join(dir, "client.pem"), "CERTIFICATE", cder)
+	write(filepath.Join(dir, "client.key"), "EC PRIVATE KEY", ckeyDER)
 	return caFile, certFile, keyFile
 }
 
@@ -275,7 +298,11 @@ func (b *Broker) watch(t testing.TB, user, password, clientID string, clean bool
 		pool := x509.NewCertPool()
 		pemData, _ := os.ReadFile(b.CAFile)
 		pool.AppendCertsFromPEM(pemData)
-		o.SetTLSConfig(&tls.Config{RootCAs: pool})
+		tc := &tls.Config{RootCAs: pool}
+		if cert, err := tls.LoadX509KeyPair(b.ClientCert, b.ClientKey); err == nil {
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		o.SetTLSConfig(tc)
 	}
 	subs := map[string]byte{}
 	for _, f := range filters {
