@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/edgegate/edgegate/gateway/mqtt"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/uplink"
@@ -179,6 +180,9 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if g.uplink != nil {
 		writeUplinkMetrics(w, g.uplink.Metrics())
 	}
+	if g.mqtt != nil {
+		writeMQTTMetrics(w, g.mqtt.Metrics())
+	}
 	fmt.Fprintf(w, "edgegate_build_info{version=%s,go_version=%q} 1\n", strconv.Quote(g.version), runtime.Version())
 	fmt.Fprintf(w, "edgegate_uptime_seconds %.3f\n", time.Since(g.started).Seconds())
 	metrics.WriteProcessMetrics(w)
@@ -225,4 +229,21 @@ func (s sensorMetrics) MissedTicks(device string) sensor.Counter {
 		return c
 	}
 	return nil
+}
+
+// writeMQTTMetrics writes the MQTT bridge's counters and gauges.
+func writeMQTTMetrics(w io.Writer, m mqtt.Metrics) {
+	metrics.WriteGaugeUint64(w, "edgegate_mqtt_connected", boolGauge(m.State == mqtt.StateConnected))
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_reconnects_total", m.Reconnects)
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_messages_published_total", m.Published)
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_messages_received_total", m.Received)
+	metrics.WriteCounterUint64(w, `edgegate_mqtt_commands_total{result="done"}`, m.CommandsDone)
+	metrics.WriteCounterUint64(w, `edgegate_mqtt_commands_total{result="refused"}`, m.CommandsRefused)
+	metrics.WriteCounterUint64(w, `edgegate_mqtt_commands_total{result="ignored_retained"}`, m.CommandsIgnored)
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_samples_sent_total", m.SamplesSent)
+	metrics.WriteGaugeUint64(w, "edgegate_mqtt_buffer_samples", m.BufferDepth)
+	metrics.WriteGaugeUint64(w, "edgegate_mqtt_buffer_bytes", uint64(max(m.BufferBytes, 0)))
+	metrics.WriteGaugeUint64(w, "edgegate_mqtt_acked_seq", m.AckedSeq)
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_buffer_dropped_total", m.Dropped)
+	metrics.WriteCounterUint64(w, "edgegate_mqtt_events_dropped_total", m.EventsDropped)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/automation"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/hardware"
+	"github.com/edgegate/edgegate/gateway/mqtt"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/uplink"
@@ -76,6 +77,7 @@ type Gateway struct {
 	tls       *tls.Config          // nil: plain http:// and ws://
 
 	uplink *uplink.Uplink // nil: no upstream
+	mqtt   *mqtt.Bridge   // nil: no mqtt section
 
 	// services maps each supported subprotocol to the start of its
 	// sessions.
@@ -178,6 +180,14 @@ func New(opts Options) (_ *Gateway, err error) {
 			return nil, err
 		}
 	}
+	if m := opts.Config.MQTT; m != nil {
+		g.mqtt, err = mqtt.New(mqtt.Options{MQTT: m, Config: opts.Config, Version: opts.Version,
+			DataDir: opts.DataDir, Relays: g.relays, Hub: g.hub, Logger: opts.Logger})
+		if err != nil {
+			return nil, err
+		}
+		opened.push(g.mqtt.Close)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	g.relays.Start(ctx) // also saves the states to restore and arms the watchdog
@@ -185,6 +195,9 @@ func New(opts Options) (_ *Gateway, err error) {
 	g.autos.Start() // after the relays' initial states
 	if g.uplink != nil {
 		g.uplink.Start()
+	}
+	if g.mqtt != nil {
+		g.mqtt.Start()
 	}
 
 	lim := opts.Config.Gateway.Limits
@@ -271,6 +284,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.uplink != nil {
 		// After the failsafe, so that the backend gets the final states.
 		g.uplink.Stop(ctx)
+	}
+	if g.mqtt != nil {
+		// Likewise: the failsafe states, then status offline.
+		g.mqtt.Stop(ctx)
 	}
 	g.devices.Close()
 	return err
@@ -537,7 +554,8 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		Devices     []deviceHealth `json:"devices"`
 		DevicesOK   bool           `json:"devices_ok"`
 		Uplink      *uplink.Health `json:"uplink,omitempty"`
-	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK, nil}
+		MQTT        *mqtt.Health   `json:"mqtt"`
+	}{"ok", g.version, g.cfg.Gateway.ID, time.Since(g.started).Seconds(), g.connections(), devices, allOK, nil, g.mqtt.Health()}
 	if g.uplink != nil {
 		body.Uplink = g.uplink.Health()
 	}

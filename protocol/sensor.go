@@ -14,7 +14,14 @@ import (
 func AppendSample(b []byte, sensor, unit string, value float64, tsMillis int64, seq uint64) []byte {
 	b = append(b, `{"sensor":`...)
 	b = AppendString(b, sensor)
-	b = append(b, `,"value":`...)
+	b = append(b, ',')
+	return appendReading(b, value, unit, tsMillis, seq)
+}
+
+// appendReading encodes the rest of a sample, after its "{" or its sensor:
+// "value":21.37,"unit":"°C","ts":1732450000123,"seq":42}
+func appendReading(b []byte, value float64, unit string, tsMillis int64, seq uint64) []byte {
+	b = append(b, `"value":`...)
 	b = strconv.AppendFloat(b, value, 'g', -1, 64)
 	b = append(b, `,"unit":`...)
 	b = AppendString(b, unit)

@@ -17,6 +17,7 @@ command -v qemu-arm-static >/dev/null || need_pkgs+=(qemu-user-static)
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v readelf >/dev/null || need_pkgs+=(binutils)
 command -v chromium >/dev/null || need_pkgs+=(chromium) # the dashboard test drives it
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto) # the MQTT tests run a broker of their own
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing ${need_pkgs[*]}"
   sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
@@ -28,6 +29,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     [ "$try" -lt 3 ] || { echo "could not install ${need_pkgs[*]}"; exit 1; }
     echo "apt-get failed; retrying in 20 s"; sleep 20
   done
+  # Debian starts a system broker on 1883; the tests run their own, on free ports.
+  if [[ " ${need_pkgs[*]} " == *" mosquitto "* ]]; then
+    { $sudo_ systemctl disable --now mosquitto || $sudo_ service mosquitto stop; } >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- static checks -------------------------------------------------------------

@@ -39,6 +39,7 @@ type Config struct {
 	Upstream *Upstream `yaml:"upstream"` // nil when absent
 	// Automations run on the gateway (automations.go, AUTOMATIONS.md).
 	Automations []Automation `yaml:"automations"`
+	MQTT        *MQTT        `yaml:"mqtt"` // nil when absent
 }
 
 // Gateway is the gateway section: the listener and its limits.
@@ -232,7 +233,10 @@ type Sensor struct {
 	ID        string     `yaml:"id"` // ds18b20: the probe's 1-wire id
 	// Channels are the inputs an ads1115 sensor reads, one quantity each.
 	Channels []Channel `yaml:"channels"`
-	Line     int       `yaml:"-"` // line of the list item
+	// DeviceClass is the Home Assistant device class of the sensor's
+	// entities (MQTT discovery); "" = from the unit, or none.
+	DeviceClass string `yaml:"device_class"`
+	Line        int    `yaml:"-"` // line of the list item
 }
 
 // Channel is one entry of an ads1115 sensor's channels.
@@ -429,4 +433,33 @@ func (es Errors) Error() string {
 
 func (es Errors) sort() {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
+}
+
+// ---- mqtt: the MQTT bridge (MQTT.md) ----
+
+// MQTT is the optional bridge to an MQTT broker, with Home Assistant
+// discovery.
+type MQTT struct {
+	URL             string   `yaml:"url"`       // mqtt:// or mqtts://
+	ClientID        string   `yaml:"client_id"` // default edgegate-<sanitised gateway.id>
+	Username        string   `yaml:"username"`
+	Password        string   `yaml:"password"`
+	PasswordFile    string   `yaml:"password_file"` // not read by Parse
+	CAFile          string   `yaml:"ca_file"`
+	CertFile        string   `yaml:"cert_file"`
+	KeyFile         string   `yaml:"key_file"`
+	BaseTopic       string   `yaml:"base_topic"`       // default "edgegate"
+	Keepalive       Duration `yaml:"keepalive"`        // default 30s
+	QoS             int      `yaml:"qos"`              // 0 or 1 (default 1)
+	Discovery       bool     `yaml:"discovery"`        // default true
+	DiscoveryPrefix string   `yaml:"discovery_prefix"` // default "homeassistant"
+	Commands        bool     `yaml:"commands"`         // default true
+	Samples         bool     `yaml:"samples"`          // default true
+	SensorMaxHz     float64  `yaml:"sensor_max_hz"`    // default 1; 0 = every sample
+	BufferMaxBytes  ByteSize `yaml:"buffer_max_bytes"` // default 64MiB
+}
+
+func defaultMQTT() *MQTT {
+	return &MQTT{BaseTopic: "edgegate", Keepalive: Duration(30 * time.Second), QoS: 1, Discovery: true,
+		DiscoveryPrefix: "homeassistant", Commands: true, Samples: true, SensorMaxHz: 1, BufferMaxBytes: 64 * MiB}
 }

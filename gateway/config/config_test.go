@@ -336,19 +336,19 @@ var refusals = []struct{ name, in, want string }{
 	{"not a mapping",
 		`- gateway
 `,
-		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations; got a list"},
+		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations, mqtt; got a list"},
 	{"scalar document",
 		`edgegate
 `,
-		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations; got \"edgegate\""},
+		"t.yaml:1: want a mapping (key: value lines) at the top level with any of: gateway, auth, relays, sensors, devices, upstream, automations, mqtt; got \"edgegate\""},
 	{"empty file",
 		`
 `,
-		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations"},
+		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations, mqtt"},
 	{"only comments",
 		`# nothing here
 `,
-		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations"},
+		"t.yaml:1: the file is empty; want a mapping with any of: gateway, auth, relays, sensors, devices, upstream, automations, mqtt"},
 	{"second document",
 		`gateway: {id: a}
 ---
@@ -381,7 +381,7 @@ gateway: {id: b}
 relay:
   - {name: a, driver: gpio, pin: GPIO1}
 `,
-		"t.yaml:2: relay: unknown field; did you mean relays? (known: gateway, auth, relays, sensors, devices, upstream, automations)"},
+		"t.yaml:2: relay: unknown field; did you mean relays? (known: gateway, auth, relays, sensors, devices, upstream, automations, mqtt)"},
 	{"unknown relay key",
 		`relays:
   - {name: a, driver: gpio, pin: GPIO1}

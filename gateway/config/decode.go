@@ -395,6 +395,8 @@ func newValue(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(Channel{Scale: 1}))
 	case reflect.TypeFor[Upstream]():
 		v.Set(reflect.ValueOf(defaultUpstream()).Elem())
+	case reflect.TypeFor[MQTT]():
+		v.Set(reflect.ValueOf(defaultMQTT()).Elem())
 	}
 	return v
 }

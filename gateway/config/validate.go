@@ -30,7 +30,7 @@ var (
 var (
 	relayCommon  = []string{"name", "driver", "initial", "failsafe", "interlock", "max_pulse", "max_on", "min_on", "min_off"}
 	relayFields  = map[string][]string{DriverGPIO: {"pin", "active_low"}, DriverSerialBoard: {"device", "channel"}, DriverUSBRelay: {"port", "device", "channel"}, DriverI2CRelay: {"bus", "address", "chip", "channel", "active_low"}, DriverModbus: {"device", "unit", "coil"}}
-	sensorCommon = []string{"name", "driver", "interval"}
+	sensorCommon = []string{"name", "driver", "interval", "device_class"}
 	sensorFields = map[string][]string{DriverBME280: {"bus", "address"}, DriverGPIOInput: {"pin", "pull", "debounce"}, DriverSerialBoard: {"device"}, DriverSimWave: {"period"}, DriverModbus: {"device", "unit", "registers"}, DriverDS18B20: {"id"}, DriverADS1115: {"bus", "address", "channels"}}
 	deviceCommon = []string{"name", "driver"}
 	deviceFields = map[string][]string{DriverSerialBoard: {"port", "baud"}, DriverUSBRelay: {"port", "baud"}, DriverModbusRTU: {"port", "baud", "parity", "stop_bits", "timeout"}, DriverModbusTCP: {"address", "timeout"}}
@@ -227,6 +227,10 @@ func (p *parser) validate(c *Config) {
 		p.checkUpstream(c.Upstream)
 	}
 	p.checkAutomations(c)
+	if c.MQTT != nil {
+		p.checkMQTT(c.MQTT)
+	}
+	p.checkDeviceClasses(c)
 }
 
 func (p *parser) checkGateway(g *Gateway) {
@@ -870,4 +874,86 @@ func article(word string) string {
 		return "an"
 	}
 	return "a"
+}
+
+// ---- mqtt: the MQTT bridge (MQTT.md) ----
+
+// validDeviceClass is a Home Assistant device class: lower-case words
+// joined by _.
+var validDeviceClass = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+func (p *parser) checkMQTT(m *MQTT) {
+	ml := p.line("mqtt", 1)
+	if p.need("mqtt.url", m.URL, ml, "give the broker's URL, e.g. url: mqtt://broker.lan:1883") {
+		pu, err := url.Parse(m.URL)
+		switch {
+		case err != nil:
+			p.fieldf("mqtt.url", ml, "not a URL; want one such as mqtt://broker.lan:1883")
+		case pu.Scheme != "mqtt" && pu.Scheme != "mqtts":
+			p.fieldf("mqtt.url", ml, "want an mqtt:// or mqtts:// URL such as mqtt://broker.lan:1883, got scheme %q", pu.Scheme)
+		case pu.Hostname() == "":
+			p.fieldf("mqtt.url", ml, "the URL has no host; want one such as mqtt://broker.lan:1883")
+		case pu.Path != "" && pu.Path != "/" || pu.RawQuery != "":
+			p.fieldf("mqtt.url", ml, "an MQTT URL is scheme://host:port only, got path or query in %q", m.URL)
+		}
+	}
+	if p.present("mqtt.password") && p.present("mqtt.password_file") {
+		p.fieldf("mqtt.password_file", ml, "set either password or password_file, not both")
+	}
+	if p.present("mqtt.cert_file") != p.present("mqtt.key_file") {
+		p.fieldf("mqtt.cert_file", ml, "a client certificate needs both cert_file and key_file")
+	}
+	if p.use("mqtt.qos") && m.QoS != 0 && m.QoS != 1 {
+		p.fieldf("mqtt.qos", ml, "must be 0 or 1, got %d", m.QoS)
+	}
+	for _, k := range []struct{ path, v string }{{"mqtt.base_topic", m.BaseTopic}, {"mqtt.discovery_prefix", m.DiscoveryPrefix}} {
+		if !p.use(k.path) {
+			continue
+		}
+		if problem := topicPrefixProblem(k.v); problem != "" {
+			p.fieldf(k.path, ml, "%s, got %q", problem, k.v)
+		}
+	}
+	if p.use("mqtt.client_id") && p.present("mqtt.client_id") && strings.TrimSpace(m.ClientID) == "" {
+		p.fieldf("mqtt.client_id", ml, "must not be empty; leave it out for edgegate-<gateway.id>")
+	}
+	if p.use("mqtt.keepalive") && (m.Keepalive < Duration(time.Second) || m.Keepalive > Duration(18*time.Hour)) {
+		p.fieldf("mqtt.keepalive", ml, "must be between 1s and 18h, got %v", time.Duration(m.Keepalive))
+	}
+	if p.use("mqtt.sensor_max_hz") && (m.SensorMaxHz < 0 || m.SensorMaxHz > 1000) {
+		p.fieldf("mqtt.sensor_max_hz", ml, "must be between 0 (every sample) and 1000, got %v", m.SensorMaxHz)
+	}
+	if p.use("mqtt.buffer_max_bytes") && m.BufferMaxBytes < 1 {
+		p.fieldf("mqtt.buffer_max_bytes", ml, "must be more than 0, got %v", m.BufferMaxBytes)
+	}
+}
+
+// topicPrefixProblem is what is wrong with base_topic or discovery_prefix
+// as MQTT topic levels, or "".
+func topicPrefixProblem(v string) string {
+	switch {
+	case v == "":
+		return "must not be empty"
+	case strings.ContainsAny(v, "+#"):
+		return "must not hold the MQTT wildcards + or #"
+	case strings.Contains(v, "."):
+		return "must not hold a . (some brokers map / to .)"
+	case strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/"):
+		return "must not start or end with /"
+	case strings.Contains(v, "//"):
+		return "must not hold an empty level (//)"
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "must not hold control characters"
+	}
+	return ""
+}
+
+// checkDeviceClasses checks the sensors' optional device_class.
+func (p *parser) checkDeviceClasses(c *Config) {
+	for i, s := range c.Sensors {
+		path := fmt.Sprintf("sensors[%d].device_class", i)
+		if p.use(path) && p.present(path) && !validDeviceClass.MatchString(s.DeviceClass) {
+			p.fieldf(path, s.Line, "want a Home Assistant device class such as door, motion or moisture (lower case, _), got %q", s.DeviceClass)
+		}
+	}
 }

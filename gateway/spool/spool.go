@@ -122,6 +122,9 @@ type Options struct {
 	// behind (default 65536); past it the oldest are dropped and counted.
 	MaxPending int
 	Logger     *slog.Logger
+	// BoundKey is the configuration key of MaxBytes, named in the warning
+	// that the buffer is full (default upstream.buffer_max_bytes).
+	BoundKey string
 
 	// write writes to a segment file (f.Write when nil): tests inject
 	// errors here, a full disk for one.
@@ -238,6 +241,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = defaultQueue
+	}
+	if opts.BoundKey == "" {
+		opts.BoundKey = "upstream.buffer_max_bytes"
 	}
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", opts.Dir, err)
@@ -614,7 +620,7 @@ func (s *Spool) trimLocked() {
 		}
 		if lost > 0 {
 			s.dropped.Add(lost)
-			s.log.Warn("spool: buffer full (upstream.buffer_max_bytes); dropping the oldest samples",
+			s.log.Warn("spool: buffer full ("+s.opts.BoundKey+"); dropping the oldest samples",
 				"segment", seg.path, "dropped", lost, "max_bytes", s.opts.MaxBytes)
 		}
 		s.removeLocked(seg)

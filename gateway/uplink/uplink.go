@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/internal/retry"
 	"github.com/edgegate/edgegate/gateway/relay"
 	"github.com/edgegate/edgegate/gateway/sensor"
 	"github.com/edgegate/edgegate/gateway/spool"
@@ -291,13 +291,7 @@ func (u *Uplink) run(ctx context.Context) {
 
 // backoff is the wait before retry number attempt (from 0): capped
 // exponential, drawn from the upper half of the step.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 16 {
-		d = min(backoffMin<<attempt, backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+func backoff(attempt int) time.Duration { return retry.Backoff(attempt, backoffMin, backoffMax) }
 
 // token returns the bearer token: inline, or read from token_file at each
 // dial (so that a rotated file is picked up). It is never logged.
