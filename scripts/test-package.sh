@@ -287,7 +287,11 @@ ok "new binaries; edited conffile, secret, keys, data, user and enablement kept"
 
 step "the installed gateway accepts the generated keys, and tokens signed with the secret"
 port=$((20000 + RANDOM % 20000))
-in_root edgegate --config /etc/edgegate/edgegate.yaml --listen "127.0.0.1:$port" --data-dir /tmp/gw >"$work/gw.log" 2>&1 &
+# Not through in_root, a function: in the background it would be a
+# subshell, and killing that would leave the gateway running. chroot and
+# env exec, so $! is the gateway itself.
+chroot "$chroot_dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
+  edgegate --config /etc/edgegate/edgegate.yaml --listen "127.0.0.1:$port" --data-dir /tmp/gw >"$work/gw.log" 2>&1 &
 gw_pid=$!
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
